@@ -1,0 +1,94 @@
+/*
+ * cfq.h -- public C API of cfq, TensorFlow-exact fake quantization.
+ *
+ * Every entry point checks its own arguments and returns CFQ_OK (0) or a
+ * negative CFQ_E* code; cfq_strerror() names it.  The core never aborts,
+ * prints or allocates on the hot path.  All arrays are float32, contiguous,
+ * indexed with size_t.  Arithmetic follows TensorFlow 2.21 on the CPU bit for
+ * bit: float32, no FMA, denormals flushed to zero (inputs and results).
+ */
+#ifndef CFQ_H
+#define CFQ_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CFQ_VERSION_MAJOR 0
+#define CFQ_VERSION_MINOR 1
+#define CFQ_VERSION_PATCH 0
+#define CFQ_VERSION_STRING "0.1.0"
+
+/* Error codes. */
+#define CFQ_OK 0
+#define CFQ_ENULL (-1)           /* a required pointer is NULL */
+#define CFQ_ENUMBITS (-2)        /* num_bits outside 2..16 */
+#define CFQ_ENONFINITE (-3)      /* min or max is NaN or +-Inf */
+#define CFQ_EMINMAX (-4)         /* args ops: min >= max */
+#define CFQ_EISA_UNKNOWN (-5)    /* ISA id or name not known */
+#define CFQ_EISA_UNAVAILABLE (-6) /* ISA known, but not compiled in or not runnable on this CPU */
+#define CFQ_ETHREADS (-7)        /* thread count out of range */
+#define CFQ_ENOMEM (-8)          /* a threaded call could not allocate its partial sums */
+#define CFQ_ESHAPE (-9)          /* per-channel: zero channels with elements, or sizes that overflow */
+
+/* Instruction-set paths.  CFQ_ISA_AUTO means "the active path". */
+#define CFQ_ISA_AUTO (-1)
+#define CFQ_ISA_SCALAR 0
+#define CFQ_ISA_AVX2 1
+#define CFQ_ISA_AVX512 2
+#define CFQ_ISA_NEON 3
+#define CFQ_ISA_COUNT 4
+
+/* Per-call execution options; pass NULL for {CFQ_ISA_AUTO, 1}. */
+typedef struct cfq_exec {
+    int isa;     /* CFQ_ISA_AUTO or a CFQ_ISA_* id that is available */
+    int threads; /* 1 = the calling thread only; up to CFQ_MAX_THREADS */
+} cfq_exec;
+
+#define CFQ_MAX_THREADS 256
+
+const char *cfq_strerror(int code);
+const char *cfq_version(void);
+
+/* The path used when cfq_exec.isa is CFQ_ISA_AUTO: the best one this CPU
+ * runs, or the one named by the environment variable CFQ_ISA at first use. */
+int cfq_active_isa(void);
+/* Why CFQ_ISA was not honoured: CFQ_OK if unset or honoured, else
+ * CFQ_EISA_UNKNOWN or CFQ_EISA_UNAVAILABLE (the best path is used instead). */
+int cfq_isa_env_status(void);
+/* 1 if the path is compiled in and this CPU and OS run it, else 0. */
+int cfq_isa_available(int isa);
+/* "scalar", "avx2", "avx512", "neon"; NULL for an unknown id. */
+const char *cfq_isa_name(int isa);
+/* The id for a name, or CFQ_EISA_UNKNOWN. */
+int cfq_isa_from_name(const char *name);
+
+/*
+ * TensorFlow's nudge of [min, max] onto the quantization grid
+ * (quant_min = narrow_range ? 1 : 0, quant_max = 2^num_bits - 1).
+ */
+int cfq_nudge(float min, float max, int num_bits, int narrow_range,
+              float *nudged_min, float *nudged_max, float *scale);
+
+/*
+ * FakeQuantWithMinMaxVarsGradient.
+ * backprops_wrt_input[i] = gradients[i] * (nudged_min <= inputs[i] <= nudged_max)
+ * *backprop_wrt_min = sum(gradients * (inputs < nudged_min))
+ * *backprop_wrt_max = sum(gradients * (inputs > nudged_max))
+ * The sums are accumulated in double with compensation, in an order fixed by
+ * the element index alone: identical on every ISA path and thread count.
+ * backprops_wrt_input may be gradients or inputs (in place); no other overlap.
+ * min or max NaN/Inf is CFQ_ENONFINITE (TensorFlow silently zeroes everything).
+ */
+int cfq_fq_vars_grad(const float *gradients, const float *inputs, size_t n,
+                     float min, float max, int num_bits, int narrow_range,
+                     float *backprops_wrt_input, float *backprop_wrt_min,
+                     float *backprop_wrt_max, const cfq_exec *exec);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CFQ_H */

@@ -1,0 +1,96 @@
+/*
+ * cfq_avx512.c -- AVX-512F kernels (16 floats a step, mask registers).
+ * Built with -mavx512f on this file only; elsewhere the table stays empty.
+ */
+#include "cfq_internal.h"
+
+#if defined(__AVX512F__) || defined(CFQ_AVX512_EMULATED)
+#ifdef CFQ_AVX512_EMULATED
+/* Test builds only: SIMDe's portable AVX-512 lets this file's logic run on
+ * a CPU without AVX-512 (see Makefile target ctest-avx512-emu). */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+/* SIMDe 0.7 lacks this one: build it from two AVX conversions. */
+static inline __m512d cfq_emulated_cvtps_pd(__m256 a)
+{
+    return _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_cvtps_pd(_mm256_castps256_ps128(a))),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), 1);
+}
+#define _mm512_cvtps_pd cfq_emulated_cvtps_pd
+#else
+#include <immintrin.h>
+#endif
+
+/* cfq_neumaier_add() on 8 lanes at once. */
+static inline void cfq_neumaier_add_avx512(__m512d *s, __m512d *c, __m512d v)
+{
+    const __m512d t = _mm512_add_pd(*s, v);
+    const __m512d if_s_big = _mm512_add_pd(_mm512_sub_pd(*s, t), v);
+    const __m512d if_v_big = _mm512_add_pd(_mm512_sub_pd(v, t), *s);
+    const __mmask8 s_big = _mm512_cmp_pd_mask(_mm512_abs_pd(*s), _mm512_abs_pd(v), _CMP_GE_OQ);
+    *c = _mm512_add_pd(*c, _mm512_mask_blend_pd(s_big, if_v_big, if_s_big));
+    *s = t;
+}
+
+/* 16 float terms: elements 0-7, then 8-15, into lanes 0-7. */
+static inline void cfq_lanes_add16_avx512(__m512d *s, __m512d *c, __m512 terms)
+{
+    const __m256 low = _mm512_castps512_ps256(terms);
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
+    cfq_neumaier_add_avx512(s, c, _mm512_cvtps_pd(low));
+    cfq_neumaier_add_avx512(s, c, _mm512_cvtps_pd(high));
+}
+
+static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
+                                    const cfq_params *p, float *dx,
+                                    double sums[2])
+{
+    const __m512 lo = _mm512_set1_ps(p->nudged_min);
+    const __m512 hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    __m512d below_s = _mm512_setzero_pd(), below_c = _mm512_setzero_pd();
+    __m512d above_s = _mm512_setzero_pd(), above_c = _mm512_setzero_pd();
+    cfq_lanes below, above;
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vg = _mm512_loadu_ps(g + i);
+        const __m512 vx = _mm512_loadu_ps(x + i);
+        const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
+                                 _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
+        const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
+        const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
+        /* A non-finite gradient makes a NaN term even where its mask is 0. */
+        const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
+            _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
+
+        _mm512_storeu_ps(dx + i, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)));
+        /* Terms are +-0 (a no-op on the sums) unless a mask or a non-finite
+         * gradient says otherwise: skip the common all-inside step. */
+        if ((is_below | is_above | g_nonfinite) != 0) {
+            cfq_lanes_add16_avx512(&below_s, &below_c,
+                                   _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one)));
+            cfq_lanes_add16_avx512(&above_s, &above_c,
+                                   _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one)));
+        }
+    }
+    _mm512_storeu_pd(below.s, below_s);
+    _mm512_storeu_pd(below.c, below_c);
+    _mm512_storeu_pd(above.s, above_s);
+    _mm512_storeu_pd(above.c, above_c);
+    cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+}
+
+const cfq_kernels cfq_kernels_avx512 = {
+    "avx512",
+    cfq_fq_vars_grad_avx512,
+};
+
+#else /* !__AVX512F__ */
+
+const cfq_kernels cfq_kernels_avx512 = {"avx512", NULL};
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * cfq_core.c -- the public entry points: argument checks, TF's nudge, the
+ * chunk loop and the final combination of the sums.  Built at the baseline
+ * ISA; the per-element work happens in the table cfq_resolve() returns.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cfq_internal.h"
+
+const char *cfq_version(void)
+{
+    return CFQ_VERSION_STRING;
+}
+
+const char *cfq_strerror(int code)
+{
+    switch (code) {
+    case CFQ_OK: return "success";
+    case CFQ_ENULL: return "a required pointer is NULL";
+    case CFQ_ENUMBITS: return "num_bits must be between 2 and 16, inclusive";
+    case CFQ_ENONFINITE: return "min and max must be finite";
+    case CFQ_EMINMAX: return "min must be smaller than max";
+    case CFQ_EISA_UNKNOWN: return "unknown instruction-set path";
+    case CFQ_EISA_UNAVAILABLE: return "instruction-set path not available on this CPU or build";
+    case CFQ_ETHREADS: return "thread count out of range";
+    case CFQ_ENOMEM: return "out of memory";
+    case CFQ_ESHAPE: return "array sizes are inconsistent or too large";
+    default: return "unknown cfq error code";
+    }
+}
+
+/* TF's Nudge(), in float32 under the caller's flushed FP environment.  The
+ * zero point is TF's uint16: clamped to [qmin, qmax], else rounded half away
+ * from zero; a NaN one (only from 0/0) converts to 0 on x86-64 and AArch64. */
+static void cfq_params_make(float min, float max, int qmin, int qmax, cfq_params *p)
+{
+    const float qmin_f = (float)qmin, qmax_f = (float)qmax;
+    const float scale = (max - min) / (qmax_f - qmin_f);
+    const float inv_scale = (qmax_f - qmin_f) / (max - min);
+    const float zero_point_from_min = qmin_f - min / scale;
+    float zero_point;
+
+    if (zero_point_from_min < qmin_f)
+        zero_point = qmin_f;
+    else if (zero_point_from_min > qmax_f)
+        zero_point = qmax_f;
+    else if (zero_point_from_min != zero_point_from_min)
+        zero_point = 0.0f;
+    else
+        zero_point = roundf(zero_point_from_min);
+
+    p->scale = scale;
+    p->inv_scale = inv_scale;
+    p->nudged_min = (qmin_f - zero_point) * scale;
+    p->nudged_max = (qmax_f - zero_point) * scale;
+    p->quant_zero = floorf(-p->nudged_min * inv_scale + 0.5f);
+    p->passthrough = (min == 0.0f && max == 0.0f);
+    p->one = 1.0f;
+    p->zero = 0.0f;
+}
+
+/* Checks shared by every op taking (min, max, num_bits, narrow_range); fills
+ * *p.  Must run inside cfq_fpenv_enter(). */
+static int cfq_params_check_make(float min, float max, int num_bits, int narrow_range,
+                                 cfq_params *p)
+{
+    if (num_bits < 2 || num_bits > 16)
+        return CFQ_ENUMBITS;
+    if (!isfinite(min) || !isfinite(max))
+        return CFQ_ENONFINITE;
+    cfq_params_make(min, max, narrow_range ? 1 : 0, (1 << num_bits) - 1, p);
+    return CFQ_OK;
+}
+
+int cfq_nudge(float min, float max, int num_bits, int narrow_range,
+              float *nudged_min, float *nudged_max, float *scale)
+{
+    cfq_fpenv env;
+    cfq_params p;
+    int rc;
+    if (nudged_min == NULL || nudged_max == NULL || scale == NULL)
+        return CFQ_ENULL;
+    cfq_fpenv_enter(&env);
+    rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
+    cfq_fpenv_leave(&env);
+    if (rc == CFQ_OK) {
+        *nudged_min = p.nudged_min;
+        *nudged_max = p.nudged_max;
+        *scale = p.scale;
+    }
+    return rc;
+}
+
+/* ---- Sums across chunks ------------------------------------------------- */
+
+typedef struct cfq_sum {
+    double s, c;
+} cfq_sum;
+
+/* The float a compensated sum rounds to.  NaN comes out as one fixed quiet
+ * NaN so every path and thread count gives the same bits. */
+static float cfq_sum_result(const cfq_sum *sum)
+{
+    if (isnan(sum->s)) {
+        const uint32_t bits = 0x7fc00000u;
+        float nan_value;
+        memcpy(&nan_value, &bits, sizeof nan_value);
+        return nan_value;
+    }
+    if (!isfinite(sum->s))
+        return (float)sum->s;
+    return (float)(sum->s + sum->c);
+}
+
+static int cfq_exec_check(const cfq_exec *exec)
+{
+    if (exec != NULL && (exec->threads < 1 || exec->threads > CFQ_MAX_THREADS))
+        return CFQ_ETHREADS;
+    return CFQ_OK;
+}
+
+/* ---- FakeQuantWithMinMaxVarsGradient ------------------------------------ */
+
+int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients, const float *inputs,
+                      size_t n, float min, float max, int num_bits, int narrow_range,
+                      float *backprops_wrt_input, float *backprop_wrt_min,
+                      float *backprop_wrt_max)
+{
+    cfq_fpenv env;
+    cfq_params p;
+    cfq_sum below = {0.0, 0.0}, above = {0.0, 0.0};
+    size_t off;
+    int rc;
+
+    cfq_fpenv_enter(&env);
+    rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
+    if (rc == CFQ_OK && p.passthrough) {
+        /* TF copies the gradients unchanged: no arithmetic, no flushing. */
+        if (n > 0 && backprops_wrt_input != gradients)
+            memmove(backprops_wrt_input, gradients, n * sizeof(float));
+        *backprop_wrt_min = 0.0f;
+        *backprop_wrt_max = 0.0f;
+    } else if (rc == CFQ_OK) {
+        for (off = 0; off < n; off += CFQ_CHUNK) {
+            const size_t m = n - off < CFQ_CHUNK ? n - off : CFQ_CHUNK;
+            double sums[2];
+            k->vars_grad(gradients + off, inputs + off, m, &p, backprops_wrt_input + off, sums);
+            cfq_neumaier_add(&below.s, &below.c, sums[0]);
+            cfq_neumaier_add(&above.s, &above.c, sums[1]);
+        }
+        *backprop_wrt_min = cfq_sum_result(&below);
+        *backprop_wrt_max = cfq_sum_result(&above);
+    }
+    cfq_fpenv_leave(&env);
+    return rc;
+}
+
+int cfq_fq_vars_grad(const float *gradients, const float *inputs, size_t n,
+                     float min, float max, int num_bits, int narrow_range,
+                     float *backprops_wrt_input, float *backprop_wrt_min,
+                     float *backprop_wrt_max, const cfq_exec *exec)
+{
+    const cfq_kernels *k;
+    int rc = CFQ_OK;
+
+    if (backprop_wrt_min == NULL || backprop_wrt_max == NULL ||
+        (n > 0 && (gradients == NULL || inputs == NULL || backprops_wrt_input == NULL)))
+        return CFQ_ENULL;
+    if (n > SIZE_MAX / sizeof(float))
+        return CFQ_ESHAPE;
+    if ((rc = cfq_exec_check(exec)) != CFQ_OK)
+        return rc;
+    if ((k = cfq_resolve(exec, &rc)) == NULL)
+        return rc;
+    return cfq_vars_grad_run(k, gradients, inputs, n, min, max, num_bits, narrow_range,
+                             backprops_wrt_input, backprop_wrt_min, backprop_wrt_max);
+}

@@ -1,0 +1,102 @@
+/*
+ * cfq_neon.c -- AArch64 Advanced SIMD kernels (8 floats a step, as two q
+ * registers).  AArch64 always has NEON; elsewhere the table stays empty.
+ */
+#include "cfq_internal.h"
+
+#if defined(__aarch64__) || defined(_M_ARM64)
+#include <arm_neon.h>
+
+/* cfq_neumaier_add() on 2 lanes at once. */
+static inline void cfq_neumaier_add_neon(float64x2_t *s, float64x2_t *c, float64x2_t v)
+{
+    const float64x2_t t = vaddq_f64(*s, v);
+    const float64x2_t if_s_big = vaddq_f64(vsubq_f64(*s, t), v);
+    const float64x2_t if_v_big = vaddq_f64(vsubq_f64(v, t), *s);
+    const uint64x2_t s_big = vcgeq_f64(vabsq_f64(*s), vabsq_f64(v));
+    *c = vaddq_f64(*c, vbslq_f64(s_big, if_s_big, if_v_big));
+    *s = t;
+}
+
+/* 8 float terms (two q registers) into lanes 0-7: acc[0..3] sums, acc[4..7]
+ * compensations, two lanes each. */
+static inline void cfq_lanes_add8_neon(float64x2_t acc[8], float32x4_t t0, float32x4_t t1)
+{
+    cfq_neumaier_add_neon(&acc[0], &acc[4], vcvt_f64_f32(vget_low_f32(t0)));
+    cfq_neumaier_add_neon(&acc[1], &acc[5], vcvt_high_f64_f32(t0));
+    cfq_neumaier_add_neon(&acc[2], &acc[6], vcvt_f64_f32(vget_low_f32(t1)));
+    cfq_neumaier_add_neon(&acc[3], &acc[7], vcvt_high_f64_f32(t1));
+}
+
+static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[8])
+{
+    int k;
+    for (k = 0; k < 4; k++) {
+        vst1q_f64(a->s + 2 * k, acc[k]);
+        vst1q_f64(a->c + 2 * k, acc[4 + k]);
+    }
+}
+
+/* 1.0f where the mask is set, +0.0f elsewhere. */
+static inline float32x4_t cfq_mask_to_one(uint32x4_t mask)
+{
+    return vreinterpretq_f32_u32(vandq_u32(mask, vdupq_n_u32(0x3f800000u)));
+}
+
+static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
+                                  const cfq_params *p, float *dx,
+                                  double sums[2])
+{
+    const float32x4_t lo = vdupq_n_f32(p->nudged_min);
+    const float32x4_t hi = vdupq_n_f32(p->nudged_max);
+    const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    float64x2_t below_acc[8], above_acc[8];
+    cfq_lanes below, above;
+    size_t i = 0;
+    int k;
+
+    for (k = 0; k < 8; k++) {
+        below_acc[k] = vdupq_n_f64(0.0);
+        above_acc[k] = vdupq_n_f64(0.0);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const float32x4_t g0 = vld1q_f32(g + i), g1 = vld1q_f32(g + i + 4);
+        const float32x4_t x0 = vld1q_f32(x + i), x1 = vld1q_f32(x + i + 4);
+        const uint32x4_t in0 = vandq_u32(vcgeq_f32(x0, lo), vcleq_f32(x0, hi));
+        const uint32x4_t in1 = vandq_u32(vcgeq_f32(x1, lo), vcleq_f32(x1, hi));
+        const uint32x4_t below0 = vcltq_f32(x0, lo), below1 = vcltq_f32(x1, lo);
+        const uint32x4_t above0 = vcgtq_f32(x0, hi), above1 = vcgtq_f32(x1, hi);
+        /* A non-finite gradient makes a NaN term even where its mask is 0. */
+        const uint32x4_t nf0 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g0), exp_mask), exp_mask);
+        const uint32x4_t nf1 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g1), exp_mask), exp_mask);
+        const uint32x4_t any = vorrq_u32(vorrq_u32(vorrq_u32(below0, below1), vorrq_u32(above0, above1)),
+                                         vorrq_u32(nf0, nf1));
+
+        vst1q_f32(dx + i, vmulq_f32(g0, cfq_mask_to_one(in0)));
+        vst1q_f32(dx + i + 4, vmulq_f32(g1, cfq_mask_to_one(in1)));
+        /* Terms are +-0 (a no-op on the sums) unless a mask or a non-finite
+         * gradient says otherwise: skip the common all-inside step. */
+        if (vmaxvq_u32(any) != 0) {
+            cfq_lanes_add8_neon(below_acc, vmulq_f32(g0, cfq_mask_to_one(below0)),
+                                vmulq_f32(g1, cfq_mask_to_one(below1)));
+            cfq_lanes_add8_neon(above_acc, vmulq_f32(g0, cfq_mask_to_one(above0)),
+                                vmulq_f32(g1, cfq_mask_to_one(above1)));
+        }
+    }
+    cfq_lanes_store_neon(&below, below_acc);
+    cfq_lanes_store_neon(&above, above_acc);
+    cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+}
+
+const cfq_kernels cfq_kernels_neon = {
+    "neon",
+    cfq_fq_vars_grad_neon,
+};
+
+#else /* not AArch64 */
+
+const cfq_kernels cfq_kernels_neon = {"neon", NULL};
+
+#endif

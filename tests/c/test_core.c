@@ -1,0 +1,330 @@
+/*
+ * test_core.c -- C tests of the cfq core.  Every kernel table this machine
+ * can run is compared bit for bit with the scalar reference, which is itself
+ * checked against a direct transcription of TF's formulas.  Prints
+ * "N passed, N failed" and exits non-zero on any failure.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfq_internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+
+static long n_passed, n_failed;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            n_passed++;                                                    \
+        } else {                                                           \
+            n_failed++;                                                    \
+            if (n_failed <= 20) {                                          \
+                printf("FAIL %s:%d: ", __FILE__, __LINE__);                \
+                printf(__VA_ARGS__);                                       \
+                printf("\n");                                              \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float rng_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+
+/* Tables this process can run: the dispatcher's available ones, plus the
+ * AVX-512 table when it is built on SIMDe's emulation. */
+static int table_runs(int isa)
+{
+    const cfq_kernels *tables[CFQ_ISA_COUNT] = {
+        &cfq_kernels_scalar, &cfq_kernels_avx2, &cfq_kernels_avx512, &cfq_kernels_neon};
+#ifdef CFQ_AVX512_EMULATED
+    if (isa == CFQ_ISA_AVX512)
+        return tables[isa]->vars_grad != NULL;
+#endif
+    return tables[isa]->vars_grad != NULL && cfq_isa_available(isa);
+}
+
+static const cfq_kernels *table_of(int isa)
+{
+    switch (isa) {
+    case CFQ_ISA_AVX2: return &cfq_kernels_avx2;
+    case CFQ_ISA_AVX512: return &cfq_kernels_avx512;
+    case CFQ_ISA_NEON: return &cfq_kernels_neon;
+    default: return &cfq_kernels_scalar;
+    }
+}
+
+/* Interesting floats around the nudged range [lo, hi]. */
+static float pick_input(float lo, float hi)
+{
+    const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1.4e-45f, INFINITY, -INFINITY,
+                              NAN, 3.4028235e38f, -3.4028235e38f};
+    switch (rng_next() % 10) {
+    case 0: return lo;
+    case 1: return hi;
+    case 2: return nextafterf(lo, -INFINITY);
+    case 3: return nextafterf(lo, INFINITY);
+    case 4: return nextafterf(hi, INFINITY);
+    case 5: return nextafterf(hi, -INFINITY);
+    case 6: return specials[rng_next() % 10];
+    default: {
+        float span = hi - lo;
+        if (!(span > 0.0f) || !isfinite(span))
+            span = 1.0f;
+        return rng_uniform(lo - span, hi + span);
+    }
+    }
+}
+
+static float pick_gradient(int allow_nonfinite)
+{
+    const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1e30f, -1e30f, 1e-30f,
+                              INFINITY, -INFINITY, NAN};
+    if (rng_next() % 16 == 0)
+        return specials[rng_next() % (allow_nonfinite ? 10 : 7)];
+    return rng_uniform(-4.0f, 4.0f);
+}
+
+typedef struct {
+    float min, max;
+    int num_bits, narrow;
+} qcase;
+
+/* TF's formulas written out directly (independent of cfq_internal.h). */
+static void model_vars_grad(const float *g, const float *x, size_t n, qcase q, float *dx,
+                            double *smin, double *smax)
+{
+    volatile float one_v = 1.0f, zero_v = 0.0f; /* keep g * 1.0f a real multiply */
+    const float one = one_v, zero = zero_v;
+    float nmin, nmax, scale;
+    size_t i;
+    cfq_fpenv env;
+    cfq_nudge(q.min, q.max, q.num_bits, q.narrow, &nmin, &nmax, &scale);
+    cfq_fpenv_enter(&env);
+    *smin = 0.0;
+    *smax = 0.0;
+    for (i = 0; i < n; i++) {
+        if (q.min == 0.0f && q.max == 0.0f) {
+            dx[i] = g[i];
+            continue;
+        }
+        dx[i] = g[i] * ((x[i] >= nmin && x[i] <= nmax) ? one : zero);
+        *smin += (double)(g[i] * (x[i] < nmin ? one : zero));
+        *smax += (double)(g[i] * (x[i] > nmax ? one : zero));
+    }
+    cfq_fpenv_leave(&env);
+}
+
+static int same_sum(float got, double model, double magnitude)
+{
+    if (isnan(model))
+        return isnan(got);
+    if (isinf(model))
+        return got == (float)model;
+    return fabs((double)got - model) <= 1e-6 * magnitude + 1e-37;
+}
+
+static void test_case(size_t n, qcase q, int allow_nonfinite)
+{
+    float *g = malloc((n + 1) * sizeof(float)), *x = malloc((n + 1) * sizeof(float));
+    float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
+    float *model = malloc((n + 1) * sizeof(float)), *inplace = malloc((n + 1) * sizeof(float));
+    float nmin, nmax, scale, rmin, rmax, gmin, gmax;
+    double smin, smax, mag = 0.0;
+    size_t i;
+    int isa, rc;
+
+    if (cfq_nudge(q.min, q.max, q.num_bits, q.narrow, &nmin, &nmax, &scale) != CFQ_OK) {
+        nmin = -1.0f;
+        nmax = 1.0f;
+    }
+    for (i = 0; i < n; i++) {
+        g[i] = pick_gradient(allow_nonfinite);
+        x[i] = pick_input(nmin, nmax);
+        if (isfinite(g[i]))
+            mag += fabs((double)g[i]);
+    }
+    rc = cfq_vars_grad_run(&cfq_kernels_scalar, g, x, n, q.min, q.max, q.num_bits, q.narrow,
+                           ref, &rmin, &rmax);
+    CHECK(rc == CFQ_OK, "scalar rc %d", rc);
+
+    model_vars_grad(g, x, n, q, model, &smin, &smax);
+    for (i = 0; i < n && bits_of(ref[i]) == bits_of(model[i]); i++)
+        ;
+    CHECK(i == n, "scalar vs model n=%zu i=%zu g=%a x=%a got=%08x want=%08x", n, i,
+          (double)g[i], (double)x[i], bits_of(ref[i]), bits_of(model[i]));
+    CHECK(same_sum(rmin, smin, mag), "sum below n=%zu got %a model %a", n, (double)rmin, smin);
+    CHECK(same_sum(rmax, smax, mag), "sum above n=%zu got %a model %a", n, (double)rmax, smax);
+
+    for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+        if (!table_runs(isa))
+            continue;
+        rc = cfq_vars_grad_run(table_of(isa), g, x, n, q.min, q.max, q.num_bits, q.narrow,
+                               got, &gmin, &gmax);
+        CHECK(rc == CFQ_OK, "%s rc %d", cfq_isa_name(isa), rc);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s dx differs, n=%zu", cfq_isa_name(isa), n);
+        CHECK(bits_of(gmin) == bits_of(rmin) && bits_of(gmax) == bits_of(rmax),
+              "%s sums differ n=%zu: %08x/%08x vs %08x/%08x", cfq_isa_name(isa), n, bits_of(gmin),
+              bits_of(gmax), bits_of(rmin), bits_of(rmax));
+        /* In place, over the gradients and over the inputs. */
+        memcpy(inplace, g, n * sizeof(float));
+        cfq_vars_grad_run(table_of(isa), inplace, x, n, q.min, q.max, q.num_bits, q.narrow,
+                          inplace, &gmin, &gmax);
+        CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmin) == bits_of(rmin),
+              "%s in place over gradients differs, n=%zu", cfq_isa_name(isa), n);
+        memcpy(inplace, x, n * sizeof(float));
+        cfq_vars_grad_run(table_of(isa), g, inplace, n, q.min, q.max, q.num_bits, q.narrow,
+                          inplace, &gmin, &gmax);
+        CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmax) == bits_of(rmax),
+              "%s in place over inputs differs, n=%zu", cfq_isa_name(isa), n);
+    }
+    free(g); free(x); free(ref); free(got); free(model); free(inplace);
+}
+
+static void test_sizes_and_ranges(void)
+{
+    const float ranges[][2] = {{-6.0f, 6.0f}, {-1.0f, 1.0f}, {0.0f, 1.0f}, {-0.3f, 2.7f},
+                               {-2.5f, 0.0f}, {-1e-30f, 1e-30f}, {-3e38f, 3e38f}, {2.0f, 5.0f},
+                               {-5.0f, -2.0f}, {1.0f, -1.0f}, {0.5f, 0.5f}, {-0.5f, -0.5f},
+                               {0.0f, 0.0f}, {-0.0f, 0.0f}, {-1e-40f, 1.0f}, {-1.0f, 1e-40f}};
+    const size_t big[] = {1000, CFQ_CHUNK - 1, CFQ_CHUNK, CFQ_CHUNK + 1, 3 * CFQ_CHUNK + 7};
+    size_t n, r, k;
+    int bits;
+    for (n = 0; n <= 130; n++) {
+        for (r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            qcase q = {ranges[r][0], ranges[r][1], 2 + (int)((n + r) % 15), (int)(n & 1)};
+            test_case(n, q, n % 3 == 0);
+        }
+    }
+    for (bits = 2; bits <= 16; bits++) {
+        qcase q = {-1.7f, 3.1f, bits, bits & 1};
+        test_case(67, q, 0);
+    }
+    for (k = 0; k < sizeof big / sizeof big[0]; k++) {
+        qcase q = {-0.6f, 0.9f, 8, 0};
+        test_case(big[k], q, 0);
+        test_case(big[k], q, 1);
+    }
+}
+
+static void test_nudge_values(void)
+{
+    float lo, hi, scale;
+    CHECK(cfq_nudge(0.0f, 255.0f, 8, 0, &lo, &hi, &scale) == CFQ_OK && lo == 0.0f &&
+              hi == 255.0f && scale == 1.0f,
+          "nudge [0,255] -> %g %g %g", (double)lo, (double)hi, (double)scale);
+    /* zero point 0.5 rounds away from zero: [-0.5, 254.5] -> [-1, 254]. */
+    CHECK(cfq_nudge(-0.5f, 254.5f, 8, 0, &lo, &hi, &scale) == CFQ_OK && lo == -1.0f &&
+              hi == 254.0f,
+          "nudge half -> %g %g", (double)lo, (double)hi);
+    CHECK(cfq_nudge(-0.1f, 0.2f, 8, 1, &lo, &hi, &scale) == CFQ_OK && lo <= 0.0f && hi >= 0.0f,
+          "nudge narrow range");
+    /* min == max != 0: scale 0, nudged range collapses to zero. */
+    CHECK(cfq_nudge(0.5f, 0.5f, 8, 0, &lo, &hi, &scale) == CFQ_OK && scale == 0.0f && lo == 0.0f &&
+              hi == 0.0f,
+          "nudge min == max -> %g %g %g", (double)lo, (double)hi, (double)scale);
+}
+
+static void test_errors(void)
+{
+    float g[4] = {1, 2, 3, 4}, x[4] = {0, 1, 2, 3}, dx[4], a, b;
+    cfq_exec ex = {CFQ_ISA_AUTO, 1};
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, 1, 1, 0, dx, &a, &b, NULL) == CFQ_ENUMBITS, "num_bits 1");
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, 1, 17, 0, dx, &a, &b, NULL) == CFQ_ENUMBITS, "num_bits 17");
+    CHECK(cfq_fq_vars_grad(g, x, 4, NAN, 1, 8, 0, dx, &a, &b, NULL) == CFQ_ENONFINITE, "min NaN");
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, INFINITY, 8, 0, dx, &a, &b, NULL) == CFQ_ENONFINITE, "max Inf");
+    CHECK(cfq_fq_vars_grad(NULL, x, 4, -1, 1, 8, 0, dx, &a, &b, NULL) == CFQ_ENULL, "null g");
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, 1, 8, 0, dx, NULL, &b, NULL) == CFQ_ENULL, "null dmin");
+    CHECK(cfq_fq_vars_grad(NULL, NULL, 0, -1, 1, 8, 0, NULL, &a, &b, NULL) == CFQ_OK && a == 0.0f &&
+              b == 0.0f,
+          "empty arrays");
+    ex.threads = 0;
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, 1, 8, 0, dx, &a, &b, &ex) == CFQ_ETHREADS, "threads 0");
+    ex.threads = 1;
+    ex.isa = 99;
+    CHECK(cfq_fq_vars_grad(g, x, 4, -1, 1, 8, 0, dx, &a, &b, &ex) == CFQ_EISA_UNKNOWN, "isa 99");
+    CHECK(cfq_nudge(-1, 1, 8, 0, NULL, &a, &b) == CFQ_ENULL, "nudge null");
+    CHECK(strcmp(cfq_strerror(CFQ_ENUMBITS), "num_bits must be between 2 and 16, inclusive") == 0,
+          "strerror");
+    CHECK(cfq_isa_from_name("avx2") == CFQ_ISA_AVX2 && cfq_isa_from_name("sse") == CFQ_EISA_UNKNOWN,
+          "isa names");
+    CHECK(cfq_isa_available(CFQ_ISA_SCALAR) && cfq_isa_available(cfq_active_isa()), "active isa");
+}
+
+static void test_special_semantics(void)
+{
+    /* Denormal gradients flush (TF multiplies by 1.0f under FTZ/DAZ); the
+     * min == max == 0 pass-through copies them untouched. */
+    float g[3] = {1e-40f, -1e-40f, -2.0f}, x[3] = {0.5f, 0.5f, 9.0f}, dx[3], a, b;
+    CHECK(cfq_fq_vars_grad(g, x, 3, -1, 1, 8, 0, dx, &a, &b, NULL) == CFQ_OK &&
+              bits_of(dx[0]) == 0u && bits_of(dx[1]) == 0x80000000u && bits_of(dx[2]) == 0x80000000u,
+          "denormal flush / -0.0: %08x %08x %08x", bits_of(dx[0]), bits_of(dx[1]), bits_of(dx[2]));
+    CHECK(b == -2.0f && bits_of(a) == 0u, "sums %g %g", (double)a, (double)b);
+    CHECK(cfq_fq_vars_grad(g, x, 3, 0.0f, 0.0f, 8, 0, dx, &a, &b, NULL) == CFQ_OK &&
+              memcmp(dx, g, sizeof g) == 0 && a == 0.0f && b == 0.0f,
+          "pass-through");
+    /* A NaN gradient inside poisons both sums; +Inf below gives +Inf min and NaN max. */
+    {
+        float g2[2] = {INFINITY, 1.0f}, x2[2] = {-5.0f, 0.0f};
+        cfq_fq_vars_grad(g2, x2, 2, -1, 1, 8, 0, dx, &a, &b, NULL);
+        CHECK(a == INFINITY && isnan(b) && bits_of(b) == 0x7fc00000u, "inf below: %g %g", (double)a, (double)b);
+        CHECK(isnan(dx[0]) && dx[1] == 1.0f, "inf dx");
+    }
+    CHECK(float_of(0x7fc00000u) != float_of(0x7fc00000u), "nan helper");
+}
+
+static void test_fpenv_restored(void)
+{
+#if defined(__x86_64__) || defined(_M_X64)
+    float g[2] = {1, 2}, x[2] = {0, 1}, dx[2], a, b;
+    unsigned before = _mm_getcsr();
+    cfq_fq_vars_grad(g, x, 2, -1, 1, 8, 0, dx, &a, &b, NULL);
+    CHECK(_mm_getcsr() == before, "MXCSR %x -> %x", before, _mm_getcsr());
+#endif
+}
+
+int main(void)
+{
+    int isa;
+    printf("cfq %s C tests; active path %s; tables run:", cfq_version(),
+           cfq_isa_name(cfq_active_isa()));
+    for (isa = 0; isa < CFQ_ISA_COUNT; isa++)
+        if (table_runs(isa))
+            printf(" %s", cfq_isa_name(isa));
+    printf("\n");
+    test_nudge_values();
+    test_errors();
+    test_special_semantics();
+    test_fpenv_restored();
+    test_sizes_and_ranges();
+    printf("%ld passed, %ld failed\n", n_passed, n_failed);
+    return n_failed == 0 ? 0 : 1;
+}
