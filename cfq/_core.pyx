@@ -1,0 +1,275 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The Python face of the cfq C core.
+
+All validation and conversion happen here, once; then the kernel runs
+inside ``with nogil:``.  The C core checks its own arguments too, but only
+as a guard: every error a user can cause is caught here first, with a
+message that names the argument.
+"""
+from collections import namedtuple
+import warnings
+
+import numpy as np
+cimport numpy as cnp
+from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_Check
+from libc.math cimport fabs
+
+from cfq.ccfq cimport *
+
+cnp.import_array()
+
+FakeQuantWithMinMaxVarsGradient = namedtuple(
+    "FakeQuantWithMinMaxVarsGradient",
+    ["backprops_wrt_input", "backprop_wrt_min", "backprop_wrt_max"])
+
+# Half an ulp above FLT_MAX: doubles at or beyond it overflow float32.
+cdef double _F32_OVERFLOW = 3.4028235677973366e38
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+cdef int _raise_for(int rc) except -1:
+    msg = cfq_strerror(rc).decode()
+    if rc == CFQ_ENOMEM:
+        raise MemoryError(msg)
+    if rc == CFQ_ENULL:
+        raise SystemError("cfq: " + msg)
+    raise ValueError(msg)
+
+# ---------------------------------------------------------------------------
+# Argument conversion
+
+
+cdef inline bint _is_f32_ready(cnp.ndarray a):
+    """float32, native byte order, aligned and C-contiguous: used as is."""
+    return (cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_ISALIGNED(a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(a))
+
+
+cdef cnp.ndarray _as_f32_array(object value, str name):
+    """Any array-like of real numbers as a float32 C-contiguous array; float32
+    input that is already laid out so is returned without copying."""
+    cdef cnp.ndarray arr
+    if type(value) is np.ndarray and _is_f32_ready(<cnp.ndarray>value):
+        return <cnp.ndarray>value
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TypeError(f"{name} cannot be converted to an array of real numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (float or integer), got dtype {arr.dtype}")
+    if _is_f32_ready(arr):
+        return arr
+    # Rounds to nearest, as TF's conversion does; huge values become +-inf.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.require(arr, dtype=np.float32, requirements=["C", "A"])
+
+
+cdef float _as_f32_scalar(object value, str name) except? -1.0:
+    """A Python number, NumPy scalar or 0-d array as a finite float32."""
+    cdef double d
+    if PyFloat_Check(value):
+        d = PyFloat_AS_DOUBLE(value)
+    elif isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    elif PyLong_Check(value):
+        try:
+            d = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite in float32, got {value!r}") from None
+    else:
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} must be a real number: {exc}") from None
+        if arr.ndim != 0:
+            raise ValueError(f"{name} must be a scalar (shape ()), got shape {arr.shape}")
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real number, got dtype {arr.dtype}")
+        d = float(arr.astype(np.float64))
+    if not fabs(d) < _F32_OVERFLOW:
+        raise ValueError(f"{name} must be finite in float32, got {d!r}")
+    return <float>d
+
+
+cdef int _as_num_bits(object num_bits) except -1:
+    if isinstance(num_bits, (bool, np.bool_)) or not isinstance(num_bits, (int, np.integer)):
+        raise TypeError(f"num_bits must be an int, got {type(num_bits).__name__}")
+    if not 2 <= num_bits <= 16:
+        raise ValueError(f"num_bits must be between 2 and 16, inclusive, got {num_bits}")
+    return <int>num_bits
+
+
+cdef int _as_narrow_range(object narrow_range) except -1:
+    if narrow_range is True or narrow_range is False or isinstance(narrow_range, np.bool_):
+        return 1 if narrow_range else 0
+    raise TypeError(f"narrow_range must be a bool, got {type(narrow_range).__name__}")
+
+
+cdef int _as_isa(object isa) except -2:
+    """None -> CFQ_ISA_AUTO; a name -> its id, checked to be available."""
+    cdef int code
+    if isa is None:
+        return CFQ_ISA_AUTO
+    if not isinstance(isa, str):
+        raise TypeError(f"isa must be a str or None, got {type(isa).__name__}")
+    code = cfq_isa_from_name(isa.encode())
+    if code < 0:
+        raise ValueError(f"unknown isa {isa!r}; expected one of 'scalar', 'avx2', 'avx512', 'neon'")
+    if not cfq_isa_available(code):
+        raise ValueError(f"isa {isa!r} is not available here; available: {available_isas()}")
+    return code
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
+    cdef int k, nd = cnp.PyArray_NDIM(a)
+    if nd != cnp.PyArray_NDIM(b):
+        return False
+    for k in range(nd):
+        if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
+            return False
+    return True
+
+
+cdef inline tuple _shape(cnp.ndarray a):
+    return (<object>a).shape
+
+
+cdef inline bint _same_buffer(cnp.ndarray a, cnp.ndarray b):
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
+            and cnp.PyArray_SIZE(a) == cnp.PyArray_SIZE(b))
+
+
+cdef cnp.ndarray _out_target(object out, cnp.ndarray like, tuple inputs):
+    """The array the kernel writes: `out` itself when it is float32, aligned,
+    C-contiguous and either the very buffer of an input or disjoint from all
+    of them; otherwise a fresh array (copied into `out` afterwards)."""
+    cdef cnp.ndarray o, src
+    if out is None:
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like), cnp.NPY_FLOAT32, 0)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    o = <cnp.ndarray>out
+    if o.dtype != np.float32:
+        raise TypeError(f"out must have dtype float32, got {o.dtype}")
+    if not _same_shape(o, like):
+        raise ValueError(f"out has shape {_shape(o)}, expected {_shape(like)}")
+    if not o.flags.writeable:
+        raise ValueError("out is read-only")
+    if _is_f32_ready(o):
+        for src in inputs:
+            if _same_buffer(o, src) and cnp.PyArray_IS_C_CONTIGUOUS(src):
+                continue
+            if np.may_share_memory(o, src):
+                break
+        else:
+            return o
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like), cnp.NPY_FLOAT32, 0)
+
+
+cdef object _finish_out(object out, cnp.ndarray result):
+    if out is None or out is result:
+        return result
+    np.copyto(out, result)
+    return out
+
+
+cdef inline cnp.ndarray _f32_scalar_array(float v):
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(0, NULL, cnp.NPY_FLOAT32, 0)
+    (<float *>cnp.PyArray_DATA(a))[0] = v
+    return a
+
+# ---------------------------------------------------------------------------
+# Public functions
+
+
+def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=8,
+                                          narrow_range=False, name=None, *, out=None,
+                                          isa=None):
+    """Gradient of fake_quant_with_min_max_vars, bit-exact with TensorFlow 2.21.
+
+    Returns ``FakeQuantWithMinMaxVarsGradient(backprops_wrt_input,
+    backprop_wrt_min, backprop_wrt_max)``: a float32 array of the inputs'
+    shape and two float32 0-d arrays.  ``gradients`` and ``inputs`` are
+    array-likes of real numbers with equal shapes; ``min`` and ``max`` are
+    scalars.  ``out``, if given, receives ``backprops_wrt_input`` (it may be
+    ``gradients`` or ``inputs`` itself).  ``name`` is accepted and ignored,
+    as a drop-in for the TF call.  ``isa`` forces one instruction-set path
+    for this call (testing and benchmarks).
+
+    Deliberate differences from TF: the two sums are accumulated in double
+    with compensation (at least as accurate as TF's float32 sum, identical on
+    every path), and a NaN or infinite ``min``/``max`` raises ValueError.
+    """
+    cdef cnp.ndarray g = _as_f32_array(gradients, "gradients")
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef cfq_exec ex
+    cdef cnp.ndarray dx
+    cdef float dmin = 0.0, dmax = 0.0
+    cdef const float *pg
+    cdef const float *px
+    cdef float *pdx
+    cdef size_t n
+    cdef int rc
+
+    if not _same_shape(g, x):
+        raise ValueError(f"gradients and inputs must have the same shape, got {_shape(g)} and {_shape(x)}")
+    ex.isa = _as_isa(isa)
+    ex.threads = 1
+    dx = _out_target(out, x, (g, x))
+    n = <size_t>cnp.PyArray_SIZE(x)
+    pg = <const float *>cnp.PyArray_DATA(g)
+    px = <const float *>cnp.PyArray_DATA(x)
+    pdx = <float *>cnp.PyArray_DATA(dx)
+    with nogil:
+        rc = cfq_fq_vars_grad(pg, px, n, fmin, fmax, bits, narrow, pdx, &dmin, &dmax, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return tuple.__new__(FakeQuantWithMinMaxVarsGradient,
+                         (_finish_out(out, dx), _f32_scalar_array(dmin), _f32_scalar_array(dmax)))
+
+
+def nudge(min, max, num_bits=8, narrow_range=False):
+    """TensorFlow's nudge of [min, max]: ``(nudged_min, nudged_max, scale)``
+    as numpy.float32 values."""
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef float lo = 0.0, hi = 0.0, scale = 0.0
+    cdef int rc = cfq_nudge(fmin, fmax, bits, narrow, &lo, &hi, &scale)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return np.float32(lo), np.float32(hi), np.float32(scale)
+
+
+def active_isa():
+    """The instruction-set path used by default: 'avx512', 'avx2', 'neon' or 'scalar'."""
+    return cfq_isa_name(cfq_active_isa()).decode()
+
+
+def available_isas():
+    """The paths this CPU and this build can run, scalar first."""
+    cdef int isa
+    return [cfq_isa_name(isa).decode() for isa in range(CFQ_ISA_COUNT) if cfq_isa_available(isa)]
+
+
+def _isa_env_status():
+    """0 if CFQ_ISA was unset or honoured, else the cfq error code."""
+    return cfq_isa_env_status()
+
+
+C_VERSION = cfq_version().decode()

@@ -1,0 +1,49 @@
+# ccfq.pxd -- the C API of cfq (src/cfq.h) for Cython code.
+#
+#     from cfq.ccfq cimport cfq_fq_vars_grad, CFQ_OK
+#
+# Every function here is safe to call without the GIL.
+
+cdef extern from "cfq.h" nogil:
+    int CFQ_VERSION_MAJOR
+    int CFQ_VERSION_MINOR
+    int CFQ_VERSION_PATCH
+
+    int CFQ_OK
+    int CFQ_ENULL
+    int CFQ_ENUMBITS
+    int CFQ_ENONFINITE
+    int CFQ_EMINMAX
+    int CFQ_EISA_UNKNOWN
+    int CFQ_EISA_UNAVAILABLE
+    int CFQ_ETHREADS
+    int CFQ_ENOMEM
+    int CFQ_ESHAPE
+
+    int CFQ_ISA_AUTO
+    int CFQ_ISA_SCALAR
+    int CFQ_ISA_AVX2
+    int CFQ_ISA_AVX512
+    int CFQ_ISA_NEON
+    int CFQ_ISA_COUNT
+    int CFQ_MAX_THREADS
+
+    ctypedef struct cfq_exec:
+        int isa
+        int threads
+
+    const char *cfq_strerror(int code)
+    const char *cfq_version()
+    int cfq_active_isa()
+    int cfq_isa_env_status()
+    int cfq_isa_available(int isa)
+    const char *cfq_isa_name(int isa)
+    int cfq_isa_from_name(const char *name)
+
+    int cfq_nudge(float min, float max, int num_bits, int narrow_range,
+                  float *nudged_min, float *nudged_max, float *scale)
+
+    int cfq_fq_vars_grad(const float *gradients, const float *inputs, size_t n,
+                         float min, float max, int num_bits, int narrow_range,
+                         float *backprops_wrt_input, float *backprop_wrt_min,
+                         float *backprop_wrt_max, const cfq_exec *exec)

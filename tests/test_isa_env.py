@@ -1,0 +1,38 @@
+"""CFQ_ISA, read once at import: forcing each available path, and what an
+unknown or unavailable name does (a RuntimeWarning and the best path)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ISAS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(env_value, code="import cfq; print(cfq.active_isa())"):
+    env = dict(os.environ, CFQ_ISA=env_value, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                       capture_output=True, text=True, check=True)
+    return p.stdout.strip(), p.stderr
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_forcing_each_available_path(name):
+    out, err = run(name)
+    assert out == name and "RuntimeWarning" not in err
+
+
+def test_default_is_best():
+    out, _ = run("")
+    assert out == ISAS[-1] if "neon" not in ISAS else out == "neon"
+
+
+@pytest.mark.parametrize("name", ["sse9", "AVX2", "neon" if "neon" not in ISAS else "avx512"])
+def test_unknown_or_unavailable_warns_and_falls_back(name):
+    if name in ISAS:
+        pytest.skip(f"{name} is available here")
+    out, err = run(name)
+    assert "RuntimeWarning" in err and "CFQ_ISA" in err
+    assert out in ISAS
