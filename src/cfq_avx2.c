@@ -58,16 +58,16 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
         const __m256 vx = _mm256_loadu_ps(x + i);
         const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
                                             _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
-        const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
-        const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
         /* A non-finite gradient makes a NaN term even where its mask is 0. */
         const __m256i g_exp = _mm256_and_si256(_mm256_castps_si256(vg), exp_mask);
         const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g_exp, exp_mask));
 
         _mm256_storeu_ps(dx + i, _mm256_mul_ps(vg, _mm256_and_ps(inside, one)));
-        /* Terms are +-0 (a no-op on the sums) unless a mask or a non-finite
-         * gradient says otherwise: skip the common all-inside step. */
-        if (_mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(is_below, is_above), g_nonfinite))) {
+        /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
+         * the common step skips them. */
+        if (_mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff) {
+            const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
+            const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
             cfq_lanes_add8_avx2(below_acc, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one)));
             cfq_lanes_add8_avx2(above_acc, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one)));
         }

@@ -59,16 +59,16 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
         const __m512 vx = _mm512_loadu_ps(x + i);
         const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
                                  _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
-        const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
-        const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
         /* A non-finite gradient makes a NaN term even where its mask is 0. */
         const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
             _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
 
         _mm512_storeu_ps(dx + i, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)));
-        /* Terms are +-0 (a no-op on the sums) unless a mask or a non-finite
-         * gradient says otherwise: skip the common all-inside step. */
-        if ((is_below | is_above | g_nonfinite) != 0) {
+        /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
+         * the common step skips them. */
+        if ((__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff) {
+            const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
+            const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
             cfq_lanes_add16_avx512(&below_s, &below_c,
                                    _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one)));
             cfq_lanes_add16_avx512(&above_s, &above_c,

@@ -90,11 +90,21 @@ static int cfq_cpu_runs(int isa)
 #endif
 }
 
+/* ---- The active path, resolved once ------------------------------------- */
+
+/* Filled once by cfq_resolve_once(): CPUID can cost microseconds under a
+ * hypervisor, so it must never run per call. */
+static int cfq_runnable[CFQ_ISA_COUNT];
+static int cfq_active = CFQ_ISA_SCALAR;
+static int cfq_env_status = CFQ_OK;
+static void cfq_init(void);
+
 int cfq_isa_available(int isa)
 {
     if (isa < 0 || isa >= CFQ_ISA_COUNT)
         return 0;
-    return cfq_tables[isa]->vars_grad != NULL && cfq_cpu_runs(isa);
+    cfq_init();
+    return cfq_runnable[isa];
 }
 
 const char *cfq_isa_name(int isa)
@@ -115,29 +125,27 @@ int cfq_isa_from_name(const char *name)
     return CFQ_EISA_UNKNOWN;
 }
 
-/* ---- The active path, resolved once ------------------------------------- */
-
-static int cfq_active = CFQ_ISA_SCALAR;
-static int cfq_env_status = CFQ_OK;
-
 static void cfq_resolve_once(void)
 {
     static const int preference[] = {CFQ_ISA_AVX512, CFQ_ISA_AVX2, CFQ_ISA_NEON};
     const char *forced = getenv("CFQ_ISA");
     size_t k;
+    int isa;
 
+    for (isa = 0; isa < CFQ_ISA_COUNT; isa++)
+        cfq_runnable[isa] = cfq_tables[isa]->vars_grad != NULL && cfq_cpu_runs(isa);
     cfq_active = CFQ_ISA_SCALAR;
     for (k = 0; k < sizeof preference / sizeof preference[0]; k++) {
-        if (cfq_isa_available(preference[k])) {
+        if (cfq_runnable[preference[k]]) {
             cfq_active = preference[k];
             break;
         }
     }
     if (forced != NULL && forced[0] != '\0' && strcmp(forced, "auto") != 0) {
-        int isa = cfq_isa_from_name(forced);
+        isa = cfq_isa_from_name(forced);
         if (isa < 0)
             cfq_env_status = CFQ_EISA_UNKNOWN;
-        else if (!cfq_isa_available(isa))
+        else if (!cfq_runnable[isa])
             cfq_env_status = CFQ_EISA_UNAVAILABLE;
         else
             cfq_active = isa;

@@ -64,19 +64,18 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
         const float32x4_t x0 = vld1q_f32(x + i), x1 = vld1q_f32(x + i + 4);
         const uint32x4_t in0 = vandq_u32(vcgeq_f32(x0, lo), vcleq_f32(x0, hi));
         const uint32x4_t in1 = vandq_u32(vcgeq_f32(x1, lo), vcleq_f32(x1, hi));
-        const uint32x4_t below0 = vcltq_f32(x0, lo), below1 = vcltq_f32(x1, lo);
-        const uint32x4_t above0 = vcgtq_f32(x0, hi), above1 = vcgtq_f32(x1, hi);
         /* A non-finite gradient makes a NaN term even where its mask is 0. */
         const uint32x4_t nf0 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g0), exp_mask), exp_mask);
         const uint32x4_t nf1 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g1), exp_mask), exp_mask);
-        const uint32x4_t any = vorrq_u32(vorrq_u32(vorrq_u32(below0, below1), vorrq_u32(above0, above1)),
-                                         vorrq_u32(nf0, nf1));
+        const uint32x4_t quiet = vandq_u32(vbicq_u32(in0, nf0), vbicq_u32(in1, nf1));
 
         vst1q_f32(dx + i, vmulq_f32(g0, cfq_mask_to_one(in0)));
         vst1q_f32(dx + i + 4, vmulq_f32(g1, cfq_mask_to_one(in1)));
-        /* Terms are +-0 (a no-op on the sums) unless a mask or a non-finite
-         * gradient says otherwise: skip the common all-inside step. */
-        if (vmaxvq_u32(any) != 0) {
+        /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
+         * the common step skips them. */
+        if (vminvq_u32(quiet) != 0xffffffffu) {
+            const uint32x4_t below0 = vcltq_f32(x0, lo), below1 = vcltq_f32(x1, lo);
+            const uint32x4_t above0 = vcgtq_f32(x0, hi), above1 = vcgtq_f32(x1, hi);
             cfq_lanes_add8_neon(below_acc, vmulq_f32(g0, cfq_mask_to_one(below0)),
                                 vmulq_f32(g1, cfq_mask_to_one(below1)));
             cfq_lanes_add8_neon(above_acc, vmulq_f32(g0, cfq_mask_to_one(above0)),
