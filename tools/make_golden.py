@@ -295,10 +295,6 @@ EDGE_RANGES = [
 NB_NR = [(nb, nr) for nb in range(2, 17) for nr in (False, True)]
 
 
-def f32_scalar(v):
-    return np.array(v, dtype=F32)
-
-
 def common_fields(mn, mx, num_bits, narrow_range):
     return {"min": np.asarray(mn, F32), "max": np.asarray(mx, F32),
             "num_bits": np.array(num_bits, np.int32),
@@ -419,7 +415,7 @@ def plan_scalar_cases(rng):
         for j, (mn, mx) in enumerate(ranges):
             n = pick_size(rng)
             plan.append((mn, mx, nb, nr, shape_for(rng, n),
-                         INPUT_MODES[(i + j) % 2 * 2],  # 'edge' / 'mixed'
+                         ("edge", "mixed")[(i + j) % 2],
                          GRAD_KINDS[(i + j) % 2]))
     # 2. Edge ranges, each with 5 different (num_bits, narrow) settings.
     for j, (mn, mx) in enumerate(EDGE_RANGES):
