@@ -2,29 +2,18 @@
 in tests/golden/): cfq must give TF's bits, except where cfq deliberately
 does better (documented in the README): more accurate sums, and ValueError
 for a NaN or infinite min/max."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import cfq
 import model
 from conftest import ISAS, assert_bits_equal
-
-GOLDEN = Path(__file__).parent / "golden"
+from golden_io import load_cases as load_golden, load_meta
 
 
 def load_cases(name):
-    with np.load(GOLDEN / f"{name}.npz", allow_pickle=False) as d:
-        data = {k: d[k] for k in d.files}
-    assert str(data["meta_tf_version"]).startswith("2.21"), data["meta_tf_version"]
-    cases = []
-    for i in range(int(data["n_cases"])):
-        prefix = f"c{i:04d}_"
-        case = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
-        case["id"] = i
-        cases.append(case)
-    return cases
+    assert str(load_meta(name)["meta_tf_version"]).startswith("2.21")
+    return load_golden(name)
 
 
 VARS_GRAD = load_cases("vars_grad")

@@ -9,13 +9,22 @@ What it writes (into tests/golden/, compressed .npz, deterministic):
   per_channel.npz  FakeQuantWithMinMaxVarsPerChannel + ...PerChannelGradient
                                                               (>= 100 cases)
 
-Layout of every file: case i stores its fields under keys "c{i:04d}_{field}"
-(float32 arrays, shapes exactly as TF saw them, scalars as 0-d arrays;
-num_bits is int32 0-d, narrow_range bool 0-d), plus "n_cases" (int64 0-d)
-and "meta_*" keys (meta_tf_version, meta_numpy_version, meta_script,
-meta_ops, meta_seed, meta_intra_op_threads, meta_inter_op_threads,
-meta_machine).  If TF raised for a case, the case has "c{i:04d}_error"
-(0-d unicode array holding the exception class name) and no output fields.
+Per case, the fields are float32 arrays with the shapes exactly as TF saw
+them (scalars 0-d), num_bits int32 0-d, narrow_range bool 0-d.  If TF raised
+for a case, the case has "error" (0-d unicode array holding the exception
+class name) and no output fields.
+
+Layout of every file ("layout" == "concat-v1"; read it with
+tests/golden_io.py, load_cases(name) / load_meta(name)):
+  "n_cases" (int64 0-d), "layout" (unicode 0-d), "meta_*" keys
+  (meta_tf_version, meta_numpy_version, meta_script, meta_ops, meta_seed,
+  meta_intra_op_threads, meta_inter_op_threads, meta_machine);
+  "error": unicode array, one entry per case, "" where TF did not raise;
+  for every other field F:
+    F            1-D, all cases' values flattened and concatenated
+    F__offsets   int64, n_cases + 1: case i is F[off[i]:off[i+1]]
+    F__ndim      int8 per case: rank of case i's array, -1 = field absent
+    F__dims      int64: the present cases' shapes, concatenated
 
 Fields per file:
   vars_grad:   gradients inputs min max num_bits narrow_range dx dmin dmax
@@ -331,11 +340,7 @@ class CaseFile:
         self.cases.append(fields)
 
     def save(self, out_dir):
-        arrays = {}
-        for i, c in enumerate(self.cases):
-            for k, v in c.items():
-                arrays[f"c{i:04d}_{k}"] = v
-        arrays["n_cases"] = np.array(len(self.cases), np.int64)
+        arrays = pack_cases(self.cases)
         arrays["meta_tf_version"] = np.array(tf.__version__)
         arrays["meta_numpy_version"] = np.array(np.__version__)
         arrays["meta_script"] = np.array(SCRIPT_NAME)
@@ -349,6 +354,52 @@ class CaseFile:
         path = os.path.join(out_dir, self.name + ".npz")
         write_npz(path, arrays)
         return path
+
+
+LAYOUT = "concat-v1"
+
+
+def pack_cases(cases):
+    """Cases (list of {field: array}) -> the concat-v1 arrays (see the module
+    docstring): per field one flat array + offsets + per-case rank + dims."""
+    n = len(cases)
+    fields = []
+    for c in cases:
+        fields += [k for k in c if k not in fields]
+    arrays = {"n_cases": np.array(n, np.int64), "layout": np.array(LAYOUT)}
+    for f in fields:
+        if f == "error":
+            errs = []
+            for c in cases:
+                e = c.get("error")
+                if e is None:
+                    errs.append("")
+                    continue
+                s = str(e.item())
+                assert e.ndim == 0 and e.dtype.kind == "U", e
+                assert s and not s.endswith("\0") and e.dtype == np.array(s).dtype
+                errs.append(s)
+            arrays["error"] = np.array(errs)
+            continue
+        present = [np.asarray(c[f]) for c in cases if f in c]
+        dtype = present[0].dtype
+        assert dtype.kind in "fib" and all(a.dtype == dtype for a in present), f
+        offsets, ndims, dims = [0], [], []
+        for c in cases:
+            a = c.get(f)
+            if a is None:
+                ndims.append(-1)
+                offsets.append(offsets[-1])
+            else:
+                a = np.asarray(a)
+                ndims.append(a.ndim)
+                dims += a.shape
+                offsets.append(offsets[-1] + a.size)
+        arrays[f] = np.concatenate([a.reshape(-1) for a in present])
+        arrays[f + "__offsets"] = np.array(offsets, np.int64)
+        arrays[f + "__ndim"] = np.array(ndims, np.int8)
+        arrays[f + "__dims"] = np.array(dims, np.int64)
+    return arrays
 
 
 def write_npz(path, arrays):
@@ -727,6 +778,29 @@ def gen_per_channel(rng):
 
 # --------------------------------------------------------------------------
 
+def check_roundtrip(cases, name, out_dir):
+    """Read the file back with tests/golden_io.py; every case must come back
+    with the same fields, dtypes, shapes and bits."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "tests"))
+    try:
+        from golden_io import load_cases
+    finally:
+        sys.path.pop(0)
+    got = load_cases(name, directory=out_dir)
+    assert len(got) == len(cases), name
+    for i, (g, want) in enumerate(zip(got, cases)):
+        assert g.pop("id") == i
+        assert set(g) == set(want), (name, i, sorted(g), sorted(want))
+        for k, w in want.items():
+            w = np.asarray(w)
+            a = g[k]
+            assert a.dtype == w.dtype and a.shape == w.shape, (name, i, k)
+            if w.dtype == F32:
+                a, w = a.view(np.uint32), w.view(np.uint32)
+            assert np.array_equal(a, w), (name, i, k)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -746,6 +820,7 @@ def main():
         cf = gen(np.random.default_rng([SEED, k]))
         assert len(cf.cases) >= minimum[name], (name, len(cf.cases))
         path = cf.save(args.out)
+        check_roundtrip(cf.cases, name, args.out)
         size = os.path.getsize(path)
         total += size
         n_err = sum("error" in c for c in cf.cases)
