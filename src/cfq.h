@@ -87,6 +87,45 @@ int cfq_fq_vars_grad(const float *gradients, const float *inputs, size_t n,
                      float *backprops_wrt_input, float *backprop_wrt_min,
                      float *backprop_wrt_max, const cfq_exec *exec);
 
+/*
+ * FakeQuantWithMinMaxVars: outputs[i] =
+ *   floor((clamp(x, nudged_min, nudged_max) - nudged_min) / scale - quant_zero + 0.5f) * scale
+ * with quant_zero = floor(-nudged_min * inv_scale + 0.5f) and
+ * inv_scale = (qmax - qmin) / (max - min).  min == max == 0 writes +0.0.
+ */
+int cfq_fq_vars(const float *inputs, size_t n, float min, float max, int num_bits,
+                int narrow_range, float *outputs, const cfq_exec *exec);
+
+/* FakeQuantWithMinMaxArgs: as cfq_fq_vars, but multiplying by inv_scale where
+ * vars divides by scale (TF's args and per-channel ops do this); min must be
+ * smaller than max (CFQ_EMINMAX), as TF requires. */
+int cfq_fq_args(const float *inputs, size_t n, float min, float max, int num_bits,
+                int narrow_range, float *outputs, const cfq_exec *exec);
+
+/* FakeQuantWithMinMaxArgsGradient: backprops = gradients * inside. */
+int cfq_fq_args_grad(const float *gradients, const float *inputs, size_t n, float min,
+                     float max, int num_bits, int narrow_range, float *backprops,
+                     const cfq_exec *exec);
+
+/*
+ * Per-channel ops on a C-contiguous array viewed as [outer, channels, inner]
+ * (the channel axis anywhere: inner = 1 is TF's last axis).  min and max hold
+ * `channels` values each; a channel with min == max == 0 gives +0.0 (forward)
+ * or copies its gradients (gradient).  Every channel's min and max must be
+ * finite (CFQ_ENONFINITE); nothing is written otherwise.
+ */
+int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_t inner,
+                       const float *min, const float *max, int num_bits, int narrow_range,
+                       float *outputs, const cfq_exec *exec);
+
+/* Per-channel gradient; backprop_wrt_min/max hold `channels` sums each, with
+ * the same accuracy and determinism as cfq_fq_vars_grad's. */
+int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t outer,
+                            size_t channels, size_t inner, const float *min, const float *max,
+                            int num_bits, int narrow_range, float *backprops_wrt_input,
+                            float *backprop_wrt_min, float *backprop_wrt_max,
+                            const cfq_exec *exec);
+
 #ifdef __cplusplus
 }
 #endif

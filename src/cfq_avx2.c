@@ -79,13 +79,138 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
     sums[1] = cfq_lanes_total(&above);
 }
 
+/* TF's clamp, std::max(std::min(x, hi), lo): minps returns its second
+ * operand when either is NaN, so min(hi, x) keeps a NaN x as std::min does. */
+static inline __m256 cfq_clamp_avx2(__m256 x, __m256 lo, __m256 hi)
+{
+    return _mm256_max_ps(lo, _mm256_min_ps(hi, x));
+}
+
+static void cfq_fq_vars_avx2(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const __m256 lo = _mm256_set1_ps(p->nudged_min), hi = _mm256_set1_ps(p->nudged_max);
+    const __m256 scale = _mm256_set1_ps(p->scale), quant_zero = _mm256_set1_ps(p->quant_zero);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 shifted = _mm256_sub_ps(cfq_clamp_avx2(_mm256_loadu_ps(x + i), lo, hi), lo);
+        const __m256 q = _mm256_add_ps(_mm256_sub_ps(_mm256_div_ps(shifted, scale), quant_zero), half);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_floor_ps(q), scale));
+    }
+    cfq_vars_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_args_avx2(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const __m256 lo = _mm256_set1_ps(p->nudged_min), hi = _mm256_set1_ps(p->nudged_max);
+    const __m256 scale = _mm256_set1_ps(p->scale), inv_scale = _mm256_set1_ps(p->inv_scale);
+    const __m256 quant_zero = _mm256_set1_ps(p->quant_zero), half = _mm256_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 shifted = _mm256_sub_ps(cfq_clamp_avx2(_mm256_loadu_ps(x + i), lo, hi), lo);
+        const __m256 q = _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(shifted, inv_scale), quant_zero), half);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_floor_ps(q), scale));
+    }
+    cfq_args_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_mask_grad_avx2(const float *g, const float *x, size_t n,
+                                  const cfq_params *p, float *dx)
+{
+    const __m256 lo = _mm256_set1_ps(p->nudged_min), hi = _mm256_set1_ps(p->nudged_max);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 vx = _mm256_loadu_ps(x + i);
+        const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
+                                            _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), _mm256_and_ps(inside, one)));
+    }
+    cfq_mask_grad_range(g, x, i, n, p, dx);
+}
+
+static void cfq_fq_pc_avx2(const float *x, size_t rows, size_t stride, size_t m,
+                           const cfq_pc_params *pp, float *out)
+{
+    const __m256 half = _mm256_set1_ps(0.5f);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *xr = x + r * stride;
+        float *outr = out + r * stride;
+        for (j = 0; j + 8 <= m; j += 8) {
+            const __m256 lo = _mm256_loadu_ps(pp->nudged_min + j);
+            const __m256 hi = _mm256_loadu_ps(pp->nudged_max + j);
+            const __m256 keep = _mm256_loadu_ps((const float *)(pp->keep + j));
+            const __m256 shifted = _mm256_sub_ps(cfq_clamp_avx2(_mm256_loadu_ps(xr + j), lo, hi), lo);
+            const __m256 q = _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(shifted, _mm256_loadu_ps(pp->inv_scale + j)),
+                                                         _mm256_loadu_ps(pp->quant_zero + j)), half);
+            const __m256 v = _mm256_mul_ps(_mm256_floor_ps(q), _mm256_loadu_ps(pp->scale + j));
+            _mm256_storeu_ps(outr + j, _mm256_and_ps(v, keep));
+        }
+        cfq_pc_forward_row(xr, j, m, pp, outr);
+    }
+}
+
+/* Adds 8 float terms to the per-channel sums of channels [j, j + 8). */
+static inline void cfq_pc_add8_avx2(double *s, double *c, size_t j, __m256 terms)
+{
+    __m256d s0 = _mm256_loadu_pd(s + j), s1 = _mm256_loadu_pd(s + j + 4);
+    __m256d c0 = _mm256_loadu_pd(c + j), c1 = _mm256_loadu_pd(c + j + 4);
+    cfq_neumaier_add_avx2(&s0, &c0, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    cfq_neumaier_add_avx2(&s1, &c1, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+    _mm256_storeu_pd(s + j, s0);
+    _mm256_storeu_pd(s + j + 4, s1);
+    _mm256_storeu_pd(c + j, c0);
+    _mm256_storeu_pd(c + j + 4, c1);
+}
+
+static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, size_t stride,
+                                size_t m, const cfq_pc_params *pp, float *dx,
+                                cfq_pc_sums *acc)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *gr = g + r * stride, *xr = x + r * stride;
+        float *dxr = dx + r * stride;
+        for (j = 0; j + 8 <= m; j += 8) {
+            const __m256 lo = _mm256_loadu_ps(pp->nudged_min + j);
+            const __m256 hi = _mm256_loadu_ps(pp->nudged_max + j);
+            const __m256 keep = _mm256_loadu_ps((const float *)(pp->keep + j));
+            const __m256 vg = _mm256_loadu_ps(gr + j), vx = _mm256_loadu_ps(xr + j);
+            const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
+                                                _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
+            const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
+            const __m256 masked = _mm256_mul_ps(vg, _mm256_and_ps(inside, one));
+            /* Channels with min == max == 0 copy g untouched. */
+            _mm256_storeu_ps(dxr + j, _mm256_blendv_ps(vg, masked, keep));
+            if (_mm256_movemask_ps(_mm256_andnot_ps(_mm256_andnot_ps(g_nonfinite, inside), keep)) != 0) {
+                const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
+                const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
+                cfq_pc_add8_avx2(acc->below_s, acc->below_c, j,
+                                 _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_below, one)), keep));
+                cfq_pc_add8_avx2(acc->above_s, acc->above_c, j,
+                                 _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_above, one)), keep));
+            }
+        }
+        cfq_pc_grad_row(gr, xr, j, m, pp, dxr, acc);
+    }
+}
+
 const cfq_kernels cfq_kernels_avx2 = {
     "avx2",
     cfq_fq_vars_grad_avx2,
+    cfq_fq_vars_avx2,
+    cfq_fq_args_avx2,
+    cfq_fq_mask_grad_avx2,
+    cfq_fq_pc_avx2,
+    cfq_fq_pc_grad_avx2,
 };
 
 #else /* !__AVX2__ */
 
-const cfq_kernels cfq_kernels_avx2 = {"avx2", NULL};
+const cfq_kernels cfq_kernels_avx2 = {"avx2", NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

@@ -84,13 +84,153 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
     sums[1] = cfq_lanes_total(&above);
 }
 
+/* TF's clamp, std::max(std::min(x, hi), lo): vminps returns its second
+ * operand when either is NaN, so min(hi, x) keeps a NaN x as std::min does. */
+static inline __m512 cfq_clamp_avx512(__m512 x, __m512 lo, __m512 hi)
+{
+    return _mm512_max_ps(lo, _mm512_min_ps(hi, x));
+}
+
+/* Round toward -inf.  Without _MM_FROUND_NO_EXC: the inexact flag it would
+ * suppress is dropped anyway when the caller's MXCSR is restored, and SIMDe's
+ * emulation (ctest-avx512-emu) mis-rounds with it. */
+static inline __m512 cfq_floor_avx512(__m512 v)
+{
+    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF);
+}
+
+static void cfq_fq_vars_avx512(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const __m512 lo = _mm512_set1_ps(p->nudged_min), hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 scale = _mm512_set1_ps(p->scale), quant_zero = _mm512_set1_ps(p->quant_zero);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 shifted = _mm512_sub_ps(cfq_clamp_avx512(_mm512_loadu_ps(x + i), lo, hi), lo);
+        const __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_div_ps(shifted, scale), quant_zero), half);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(cfq_floor_avx512(q), scale));
+    }
+    cfq_vars_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_args_avx512(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const __m512 lo = _mm512_set1_ps(p->nudged_min), hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 scale = _mm512_set1_ps(p->scale), inv_scale = _mm512_set1_ps(p->inv_scale);
+    const __m512 quant_zero = _mm512_set1_ps(p->quant_zero), half = _mm512_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 shifted = _mm512_sub_ps(cfq_clamp_avx512(_mm512_loadu_ps(x + i), lo, hi), lo);
+        const __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(shifted, inv_scale), quant_zero), half);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(cfq_floor_avx512(q), scale));
+    }
+    cfq_args_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_mask_grad_avx512(const float *g, const float *x, size_t n,
+                                    const cfq_params *p, float *dx)
+{
+    const __m512 lo = _mm512_set1_ps(p->nudged_min), hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vx = _mm512_loadu_ps(x + i);
+        const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
+                                 _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
+        _mm512_storeu_ps(dx + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), _mm512_maskz_mov_ps(inside, one)));
+    }
+    cfq_mask_grad_range(g, x, i, n, p, dx);
+}
+
+static inline __mmask16 cfq_keep_mask_avx512(const cfq_pc_params *pp, size_t j)
+{
+    const __m512i keep = _mm512_loadu_si512((const void *)(pp->keep + j));
+    return _mm512_test_epi32_mask(keep, keep);
+}
+
+static void cfq_fq_pc_avx512(const float *x, size_t rows, size_t stride, size_t m,
+                             const cfq_pc_params *pp, float *out)
+{
+    const __m512 half = _mm512_set1_ps(0.5f);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *xr = x + r * stride;
+        float *outr = out + r * stride;
+        for (j = 0; j + 16 <= m; j += 16) {
+            const __m512 lo = _mm512_loadu_ps(pp->nudged_min + j);
+            const __m512 hi = _mm512_loadu_ps(pp->nudged_max + j);
+            const __m512 shifted = _mm512_sub_ps(cfq_clamp_avx512(_mm512_loadu_ps(xr + j), lo, hi), lo);
+            const __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(shifted, _mm512_loadu_ps(pp->inv_scale + j)),
+                                                         _mm512_loadu_ps(pp->quant_zero + j)), half);
+            const __m512 v = _mm512_mul_ps(cfq_floor_avx512(q), _mm512_loadu_ps(pp->scale + j));
+            _mm512_storeu_ps(outr + j, _mm512_maskz_mov_ps(cfq_keep_mask_avx512(pp, j), v));
+        }
+        cfq_pc_forward_row(xr, j, m, pp, outr);
+    }
+}
+
+/* Adds 16 float terms to the per-channel sums of channels [j, j + 16). */
+static inline void cfq_pc_add16_avx512(double *s, double *c, size_t j, __m512 terms)
+{
+    const __m256 low = _mm512_castps512_ps256(terms);
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
+    __m512d s0 = _mm512_loadu_pd(s + j), s1 = _mm512_loadu_pd(s + j + 8);
+    __m512d c0 = _mm512_loadu_pd(c + j), c1 = _mm512_loadu_pd(c + j + 8);
+    cfq_neumaier_add_avx512(&s0, &c0, _mm512_cvtps_pd(low));
+    cfq_neumaier_add_avx512(&s1, &c1, _mm512_cvtps_pd(high));
+    _mm512_storeu_pd(s + j, s0);
+    _mm512_storeu_pd(s + j + 8, s1);
+    _mm512_storeu_pd(c + j, c0);
+    _mm512_storeu_pd(c + j + 8, c1);
+}
+
+static void cfq_fq_pc_grad_avx512(const float *g, const float *x, size_t rows, size_t stride,
+                                  size_t m, const cfq_pc_params *pp, float *dx,
+                                  cfq_pc_sums *acc)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *gr = g + r * stride, *xr = x + r * stride;
+        float *dxr = dx + r * stride;
+        for (j = 0; j + 16 <= m; j += 16) {
+            const __m512 lo = _mm512_loadu_ps(pp->nudged_min + j);
+            const __m512 hi = _mm512_loadu_ps(pp->nudged_max + j);
+            const __mmask16 keep = cfq_keep_mask_avx512(pp, j);
+            const __m512 vg = _mm512_loadu_ps(gr + j), vx = _mm512_loadu_ps(xr + j);
+            const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
+                                     _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
+            const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
+                _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
+            const __m512 masked = _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one));
+            /* Channels with min == max == 0 copy g untouched. */
+            _mm512_storeu_ps(dxr + j, _mm512_mask_blend_ps(keep, vg, masked));
+            if ((__mmask16)(keep & ~(inside & ~g_nonfinite)) != 0) {
+                const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
+                const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
+                cfq_pc_add16_avx512(acc->below_s, acc->below_c, j,
+                                    _mm512_maskz_mov_ps(keep, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
+                cfq_pc_add16_avx512(acc->above_s, acc->above_c, j,
+                                    _mm512_maskz_mov_ps(keep, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
+            }
+        }
+        cfq_pc_grad_row(gr, xr, j, m, pp, dxr, acc);
+    }
+}
+
 const cfq_kernels cfq_kernels_avx512 = {
     "avx512",
     cfq_fq_vars_grad_avx512,
+    cfq_fq_vars_avx512,
+    cfq_fq_args_avx512,
+    cfq_fq_mask_grad_avx512,
+    cfq_fq_pc_avx512,
+    cfq_fq_pc_grad_avx512,
 };
 
 #else /* !__AVX512F__ */
 
-const cfq_kernels cfq_kernels_avx512 = {"avx512", NULL};
+const cfq_kernels cfq_kernels_avx512 = {"avx512", NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

@@ -46,15 +46,57 @@ typedef struct cfq_lanes {
     double c[CFQ_LANES];
 } cfq_lanes;
 
+/* Channels per block of the per-channel kernels over the last axis. */
+#define CFQ_PC_BLOCK 256
+
+/* Nudged parameters of up to CFQ_PC_BLOCK channels, one array per field so
+ * SIMD loops load 8 or 16 channels at once.  keep[c] is all ones, or 0 for a
+ * channel with min == max == 0 (forward writes +0, gradient copies g). */
+typedef struct cfq_pc_params {
+    float nudged_min[CFQ_PC_BLOCK];
+    float nudged_max[CFQ_PC_BLOCK];
+    float scale[CFQ_PC_BLOCK];
+    float inv_scale[CFQ_PC_BLOCK];
+    float quant_zero[CFQ_PC_BLOCK];
+    unsigned keep[CFQ_PC_BLOCK];
+    float one;
+    float zero;
+} cfq_pc_params;
+
+/* Per-channel compensated sums: channel c adds one term per row, in row
+ * order, to (s, c) -- on every ISA. */
+typedef struct cfq_pc_sums {
+    double below_s[CFQ_PC_BLOCK];
+    double below_c[CFQ_PC_BLOCK];
+    double above_s[CFQ_PC_BLOCK];
+    double above_c[CFQ_PC_BLOCK];
+} cfq_pc_sums;
+
 /* A chunk kernel of FakeQuantWithMinMaxVarsGradient: n <= CFQ_CHUNK.
  * Writes dx[0..n) and the chunk's two sums (below min, above max). */
 typedef void (*cfq_vars_grad_fn)(const float *g, const float *x, size_t n,
                                  const cfq_params *p, float *dx,
                                  double sums[2]);
+/* Forward fake quantization of x[0..n) with one set of parameters. */
+typedef void (*cfq_forward_fn)(const float *x, size_t n, const cfq_params *p, float *out);
+/* dx = g * inside, without sums (the args gradient). */
+typedef void (*cfq_mask_grad_fn)(const float *g, const float *x, size_t n,
+                                 const cfq_params *p, float *dx);
+/* Per-channel over the last axis: `rows` rows `stride` floats apart, each
+ * with channels [0, m) of the block described by pp. */
+typedef void (*cfq_pc_forward_fn)(const float *x, size_t rows, size_t stride, size_t m,
+                                  const cfq_pc_params *pp, float *out);
+typedef void (*cfq_pc_grad_fn)(const float *g, const float *x, size_t rows, size_t stride,
+                               size_t m, const cfq_pc_params *pp, float *dx, cfq_pc_sums *acc);
 
 typedef struct cfq_kernels {
     const char *name;
     cfq_vars_grad_fn vars_grad;
+    cfq_forward_fn vars_forward; /* divides by scale, as TF's vars op */
+    cfq_forward_fn args_forward; /* multiplies by inv_scale, as TF's args op */
+    cfq_mask_grad_fn mask_grad;
+    cfq_pc_forward_fn pc_forward;
+    cfq_pc_grad_fn pc_grad;
 } cfq_kernels;
 
 /* One table per ISA file; a file compiled for another target leaves its
@@ -74,6 +116,14 @@ CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients,
                                  const float *inputs, size_t n, float min, float max,
                                  int num_bits, int narrow_range, float *backprops_wrt_input,
                                  float *backprop_wrt_min, float *backprop_wrt_max);
+
+/* TF's nudge into *p, after the checks every op shares (num_bits, finite
+ * min/max); must run inside cfq_fpenv_enter(). */
+CFQ_HIDDEN int cfq_params_check_make(float min, float max, int num_bits, int narrow_range,
+                                     cfq_params *p);
+/* Parameters of channels [c0, c0 + m), m <= CFQ_PC_BLOCK, already checked. */
+CFQ_HIDDEN void cfq_pc_block_make(const float *min, const float *max, size_t c0, size_t m,
+                                  int num_bits, int narrow_range, cfq_pc_params *pp);
 
 /* The FP environment TF runs its kernels in: flush-to-zero and
  * denormals-are-zero, round to nearest, exceptions masked. */
@@ -137,6 +187,84 @@ static inline void cfq_vars_grad_range(const float *g, const float *x,
         dx[i] = gi * in_mask;
         cfq_neumaier_add(&below->s[l], &below->c[l], (double)(gi * below_mask));
         cfq_neumaier_add(&above->s[l], &above->c[l], (double)(gi * above_mask));
+    }
+}
+
+/* TF's clamp: std::max(std::min(x, hi), lo).  A NaN x stays NaN (and so
+ * does x against a NaN bound, as Eigen's operand order gives). */
+static inline float cfq_clamp(float x, float lo, float hi)
+{
+    const float c = (hi < x) ? hi : x;
+    return (c < lo) ? lo : c;
+}
+
+/* The vars op's forward value of one element: divides by scale. */
+static inline float cfq_forward_div_one(float x, const cfq_params *p)
+{
+    const float shifted = cfq_clamp(x, p->nudged_min, p->nudged_max) - p->nudged_min;
+    return floorf(shifted / p->scale - p->quant_zero + 0.5f) * p->scale;
+}
+
+/* The args and per-channel ops' forward value: multiplies by inv_scale. */
+static inline float cfq_forward_mul_one(float x, float lo, float hi, float scale,
+                                        float inv_scale, float quant_zero)
+{
+    const float shifted = cfq_clamp(x, lo, hi) - lo;
+    return floorf(shifted * inv_scale - quant_zero + 0.5f) * scale;
+}
+
+static inline void cfq_vars_forward_range(const float *x, size_t i, size_t n,
+                                          const cfq_params *p, float *out)
+{
+    for (; i < n; i++)
+        out[i] = cfq_forward_div_one(x[i], p);
+}
+
+static inline void cfq_args_forward_range(const float *x, size_t i, size_t n,
+                                          const cfq_params *p, float *out)
+{
+    for (; i < n; i++)
+        out[i] = cfq_forward_mul_one(x[i], p->nudged_min, p->nudged_max, p->scale,
+                                     p->inv_scale, p->quant_zero);
+}
+
+static inline void cfq_mask_grad_range(const float *g, const float *x, size_t i, size_t n,
+                                       const cfq_params *p, float *dx)
+{
+    const float lo = p->nudged_min, hi = p->nudged_max;
+    for (; i < n; i++) {
+        const float xi = x[i];
+        dx[i] = g[i] * ((xi >= lo && xi <= hi) ? p->one : p->zero);
+    }
+}
+
+/* Channels [j, m) of one row of the per-channel forward op. */
+static inline void cfq_pc_forward_row(const float *x, size_t j, size_t m,
+                                      const cfq_pc_params *pp, float *out)
+{
+    for (; j < m; j++) {
+        const float v = cfq_forward_mul_one(x[j], pp->nudged_min[j], pp->nudged_max[j],
+                                            pp->scale[j], pp->inv_scale[j], pp->quant_zero[j]);
+        out[j] = pp->keep[j] ? v : 0.0f;
+    }
+}
+
+/* Channels [j, m) of one row of the per-channel gradient. */
+static inline void cfq_pc_grad_row(const float *g, const float *x, size_t j, size_t m,
+                                   const cfq_pc_params *pp, float *dx, cfq_pc_sums *acc)
+{
+    for (; j < m; j++) {
+        const float gj = g[j], xj = x[j];
+        const float lo = pp->nudged_min[j], hi = pp->nudged_max[j];
+        if (!pp->keep[j]) {
+            dx[j] = gj; /* TF copies: no arithmetic, no flushing */
+            continue;
+        }
+        dx[j] = gj * ((xj >= lo && xj <= hi) ? pp->one : pp->zero);
+        cfq_neumaier_add(&acc->below_s[j], &acc->below_c[j],
+                         (double)(gj * ((xj < lo) ? pp->one : pp->zero)));
+        cfq_neumaier_add(&acc->above_s[j], &acc->above_c[j],
+                         (double)(gj * ((xj > hi) ? pp->one : pp->zero)));
     }
 }
 

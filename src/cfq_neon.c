@@ -89,13 +89,133 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
     sums[1] = cfq_lanes_total(&above);
 }
 
+/* TF's clamp, std::max(std::min(x, hi), lo), with compares and selects:
+ * NEON's fmin/fmax return NaN for a NaN bound, std::min/max do not. */
+static inline float32x4_t cfq_clamp_neon(float32x4_t x, float32x4_t lo, float32x4_t hi)
+{
+    const float32x4_t c = vbslq_f32(vcltq_f32(hi, x), hi, x);
+    return vbslq_f32(vcltq_f32(c, lo), lo, c);
+}
+
+static void cfq_fq_vars_neon(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const float32x4_t lo = vdupq_n_f32(p->nudged_min), hi = vdupq_n_f32(p->nudged_max);
+    const float32x4_t scale = vdupq_n_f32(p->scale), quant_zero = vdupq_n_f32(p->quant_zero);
+    const float32x4_t half = vdupq_n_f32(0.5f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t shifted = vsubq_f32(cfq_clamp_neon(vld1q_f32(x + i), lo, hi), lo);
+        const float32x4_t q = vaddq_f32(vsubq_f32(vdivq_f32(shifted, scale), quant_zero), half);
+        vst1q_f32(out + i, vmulq_f32(vrndmq_f32(q), scale));
+    }
+    cfq_vars_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_args_neon(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const float32x4_t lo = vdupq_n_f32(p->nudged_min), hi = vdupq_n_f32(p->nudged_max);
+    const float32x4_t scale = vdupq_n_f32(p->scale), inv_scale = vdupq_n_f32(p->inv_scale);
+    const float32x4_t quant_zero = vdupq_n_f32(p->quant_zero), half = vdupq_n_f32(0.5f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t shifted = vsubq_f32(cfq_clamp_neon(vld1q_f32(x + i), lo, hi), lo);
+        const float32x4_t q = vaddq_f32(vsubq_f32(vmulq_f32(shifted, inv_scale), quant_zero), half);
+        vst1q_f32(out + i, vmulq_f32(vrndmq_f32(q), scale));
+    }
+    cfq_args_forward_range(x, i, n, p, out);
+}
+
+static void cfq_fq_mask_grad_neon(const float *g, const float *x, size_t n,
+                                  const cfq_params *p, float *dx)
+{
+    const float32x4_t lo = vdupq_n_f32(p->nudged_min), hi = vdupq_n_f32(p->nudged_max);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t vx = vld1q_f32(x + i);
+        const uint32x4_t inside = vandq_u32(vcgeq_f32(vx, lo), vcleq_f32(vx, hi));
+        vst1q_f32(dx + i, vmulq_f32(vld1q_f32(g + i), cfq_mask_to_one(inside)));
+    }
+    cfq_mask_grad_range(g, x, i, n, p, dx);
+}
+
+static void cfq_fq_pc_neon(const float *x, size_t rows, size_t stride, size_t m,
+                           const cfq_pc_params *pp, float *out)
+{
+    const float32x4_t half = vdupq_n_f32(0.5f);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *xr = x + r * stride;
+        float *outr = out + r * stride;
+        for (j = 0; j + 4 <= m; j += 4) {
+            const float32x4_t lo = vld1q_f32(pp->nudged_min + j);
+            const float32x4_t hi = vld1q_f32(pp->nudged_max + j);
+            const float32x4_t shifted = vsubq_f32(cfq_clamp_neon(vld1q_f32(xr + j), lo, hi), lo);
+            const float32x4_t q = vaddq_f32(vsubq_f32(vmulq_f32(shifted, vld1q_f32(pp->inv_scale + j)),
+                                                      vld1q_f32(pp->quant_zero + j)), half);
+            const float32x4_t v = vmulq_f32(vrndmq_f32(q), vld1q_f32(pp->scale + j));
+            vst1q_f32(outr + j, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v),
+                                                                vld1q_u32(pp->keep + j))));
+        }
+        cfq_pc_forward_row(xr, j, m, pp, outr);
+    }
+}
+
+/* Adds 4 float terms to the per-channel sums of channels [j, j + 4). */
+static inline void cfq_pc_add4_neon(double *s, double *c, size_t j, float32x4_t terms)
+{
+    float64x2_t s0 = vld1q_f64(s + j), s1 = vld1q_f64(s + j + 2);
+    float64x2_t c0 = vld1q_f64(c + j), c1 = vld1q_f64(c + j + 2);
+    cfq_neumaier_add_neon(&s0, &c0, vcvt_f64_f32(vget_low_f32(terms)));
+    cfq_neumaier_add_neon(&s1, &c1, vcvt_high_f64_f32(terms));
+    vst1q_f64(s + j, s0);
+    vst1q_f64(s + j + 2, s1);
+    vst1q_f64(c + j, c0);
+    vst1q_f64(c + j + 2, c1);
+}
+
+static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, size_t stride,
+                                size_t m, const cfq_pc_params *pp, float *dx,
+                                cfq_pc_sums *acc)
+{
+    const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *gr = g + r * stride, *xr = x + r * stride;
+        float *dxr = dx + r * stride;
+        for (j = 0; j + 4 <= m; j += 4) {
+            const float32x4_t lo = vld1q_f32(pp->nudged_min + j);
+            const float32x4_t hi = vld1q_f32(pp->nudged_max + j);
+            const uint32x4_t keep = vld1q_u32(pp->keep + j);
+            const float32x4_t vg = vld1q_f32(gr + j), vx = vld1q_f32(xr + j);
+            const uint32x4_t inside = vandq_u32(vcgeq_f32(vx, lo), vcleq_f32(vx, hi));
+            const uint32x4_t nf = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(vg), exp_mask), exp_mask);
+            /* Channels with min == max == 0 copy g untouched. */
+            vst1q_f32(dxr + j, vbslq_f32(keep, vmulq_f32(vg, cfq_mask_to_one(inside)), vg));
+            if (vmaxvq_u32(vbicq_u32(keep, vbicq_u32(inside, nf))) != 0) {
+                const float32x4_t tb = vmulq_f32(vg, cfq_mask_to_one(vcltq_f32(vx, lo)));
+                const float32x4_t ta = vmulq_f32(vg, cfq_mask_to_one(vcgtq_f32(vx, hi)));
+                cfq_pc_add4_neon(acc->below_s, acc->below_c, j,
+                                 vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(tb), keep)));
+                cfq_pc_add4_neon(acc->above_s, acc->above_c, j,
+                                 vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ta), keep)));
+            }
+        }
+        cfq_pc_grad_row(gr, xr, j, m, pp, dxr, acc);
+    }
+}
+
 const cfq_kernels cfq_kernels_neon = {
     "neon",
     cfq_fq_vars_grad_neon,
+    cfq_fq_vars_neon,
+    cfq_fq_args_neon,
+    cfq_fq_mask_grad_neon,
+    cfq_fq_pc_neon,
+    cfq_fq_pc_grad_neon,
 };
 
 #else /* not AArch64 */
 
-const cfq_kernels cfq_kernels_neon = {"neon", NULL};
+const cfq_kernels cfq_kernels_neon = {"neon", NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

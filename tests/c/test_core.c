@@ -311,6 +311,165 @@ static void test_fpenv_restored(void)
 #endif
 }
 
+/* Forward ops and the args gradient: each table against the scalar one, and
+ * the scalar one against TF's formulas written out here. */
+static void test_family_case(size_t n, qcase q)
+{
+    float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
+    float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
+    volatile float half_v = 0.5f;
+    const float half = half_v;
+    cfq_params p;
+    cfq_fpenv env;
+    size_t i;
+    int isa, op;
+
+    cfq_fpenv_enter(&env);
+    if (cfq_params_check_make(q.min, q.max, q.num_bits, q.narrow, &p) != CFQ_OK) {
+        cfq_fpenv_leave(&env);
+        free(x); free(g); free(ref); free(got);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        x[i] = pick_input(p.nudged_min, p.nudged_max);
+        g[i] = pick_gradient(1);
+    }
+    /* TF's formulas: vars divides by scale, args multiplies by inv_scale. */
+    for (i = 0; i < n; i++) {
+        /* std::max(std::min(x, nudged_max), nudged_min) */
+        float c = (p.nudged_max < x[i]) ? p.nudged_max : x[i];
+        c = (c < p.nudged_min) ? p.nudged_min : c;
+        ref[i] = floorf((c - p.nudged_min) / p.scale - p.quant_zero + half) * p.scale;
+    }
+    cfq_kernels_scalar.vars_forward(x, n, &p, got);
+    for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+        ;
+    CHECK(i == n, "vars forward vs formula n=%zu i=%zu x=%a got %08x want %08x", n, i,
+          i < n ? (double)x[i] : 0.0, i < n ? bits_of(got[i]) : 0u, i < n ? bits_of(ref[i]) : 0u);
+
+    for (op = 0; op < 3; op++) {
+        if (op == 0)
+            cfq_kernels_scalar.vars_forward(x, n, &p, ref);
+        else if (op == 1)
+            cfq_kernels_scalar.args_forward(x, n, &p, ref);
+        else
+            cfq_kernels_scalar.mask_grad(g, x, n, &p, ref);
+        for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+            const cfq_kernels *k = table_of(isa);
+            if (!table_runs(isa))
+                continue;
+            if (op == 0)
+                k->vars_forward(x, n, &p, got);
+            else if (op == 1)
+                k->args_forward(x, n, &p, got);
+            else
+                k->mask_grad(g, x, n, &p, got);
+            CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s op %d differs from scalar, n=%zu",
+                  cfq_isa_name(isa), op, n);
+        }
+    }
+    cfq_fpenv_leave(&env);
+    free(x); free(g); free(ref); free(got);
+}
+
+/* Per-channel kernels over the last axis: every table against the scalar one,
+ * with a min == max == 0 channel among ordinary ones. */
+static void test_pc_case(size_t rows, size_t m)
+{
+    const size_t n = rows * m;
+    float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
+    float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
+    float mins[CFQ_PC_BLOCK], maxs[CFQ_PC_BLOCK];
+    static cfq_pc_params pp;
+    static cfq_pc_sums ref_acc, got_acc;
+    cfq_fpenv env;
+    size_t i, j;
+    int isa;
+
+    for (j = 0; j < m; j++) {
+        mins[j] = rng_uniform(-3.0f, 0.5f);
+        maxs[j] = mins[j] + rng_uniform(0.0f, 4.0f);
+        if (j % 5 == 3)
+            mins[j] = maxs[j] = 0.0f;
+    }
+    cfq_fpenv_enter(&env);
+    cfq_pc_block_make(mins, maxs, 0, m, 2 + (int)(m % 15), (int)(rows & 1), &pp);
+    for (i = 0; i < n; i++) {
+        x[i] = pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m]);
+        g[i] = pick_gradient(i % 7 == 0);
+    }
+    cfq_kernels_scalar.pc_forward(x, rows, m, m, &pp, ref);
+    for (i = 0; i < n; i++) {
+        const size_t c = i % m;
+        const float want = pp.keep[c] ? cfq_forward_mul_one(x[i], pp.nudged_min[c], pp.nudged_max[c],
+                                                            pp.scale[c], pp.inv_scale[c], pp.quant_zero[c])
+                                      : 0.0f;
+        if (bits_of(ref[i]) != bits_of(want))
+            break;
+    }
+    CHECK(i == n, "pc forward scalar vs formula rows=%zu m=%zu", rows, m);
+    memset(&ref_acc, 0, sizeof ref_acc);
+    cfq_kernels_scalar.pc_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
+    for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+        const cfq_kernels *k = table_of(isa);
+        if (!table_runs(isa))
+            continue;
+        k->pc_forward(x, rows, m, m, &pp, got);
+        cfq_kernels_scalar.pc_forward(x, rows, m, m, &pp, ref);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc forward differs rows=%zu m=%zu",
+              cfq_isa_name(isa), rows, m);
+        memset(&got_acc, 0, sizeof got_acc);
+        memset(&ref_acc, 0, sizeof ref_acc);
+        cfq_kernels_scalar.pc_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
+        k->pc_grad(g, x, rows, m, m, &pp, got, &got_acc);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc grad dx differs rows=%zu m=%zu",
+              cfq_isa_name(isa), rows, m);
+        CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu",
+              cfq_isa_name(isa), rows, m);
+    }
+    cfq_fpenv_leave(&env);
+    free(x); free(g); free(ref); free(got);
+}
+
+static void test_family(void)
+{
+    const float ranges[][2] = {{-6.0f, 6.0f}, {0.0f, 1.0f}, {-0.3f, 2.7f}, {-2.5f, 0.0f},
+                               {2.0f, 5.0f}, {1.0f, -1.0f}, {0.5f, 0.5f}, {-3e38f, 3e38f},
+                               {-1e-30f, 1e-30f}};
+    const size_t ms[] = {1, 3, 4, 7, 8, 9, 16, 17, 33, 256};
+    size_t n, r, k;
+    for (n = 0; n <= 70; n++)
+        for (r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            qcase q = {ranges[r][0], ranges[r][1], 2 + (int)((n + r) % 15), (int)(n & 1)};
+            test_family_case(n, q);
+        }
+    for (k = 0; k < sizeof ms / sizeof ms[0]; k++) {
+        test_pc_case(1, ms[k]);
+        test_pc_case(13, ms[k]);
+    }
+}
+
+static void test_family_api(void)
+{
+    float x[6] = {-7.0f, -0.3f, 0.0f, 0.31f, 2.0f, NAN}, out[6], g[6] = {1, 2, 3, 4, 5, 6};
+    float mn[3] = {-1.0f, 0.0f, -2.0f}, mx[3] = {1.0f, 0.0f, 2.0f}, dmin[3], dmax[3];
+    CHECK(cfq_fq_args(x, 6, 1.0f, 1.0f, 8, 0, out, NULL) == CFQ_EMINMAX, "args min == max");
+    CHECK(cfq_fq_args(x, 6, -1e-40f, 0.0f, 8, 0, out, NULL) == CFQ_EMINMAX, "args denormal range");
+    CHECK(cfq_fq_args_grad(g, x, 6, NAN, 1.0f, 8, 0, out, NULL) == CFQ_ENONFINITE, "args grad NaN");
+    CHECK(cfq_fq_vars(x, 6, 0.0f, 0.0f, 8, 0, out, NULL) == CFQ_OK && bits_of(out[5]) == 0u,
+          "vars zero range writes +0 even for NaN");
+    CHECK(cfq_fq_per_channel(x, 2, 3, 1, mn, mx, 8, 0, out, NULL) == CFQ_OK && out[1] == 0.0f &&
+              out[4] == 0.0f,
+          "per-channel zero channel");
+    CHECK(cfq_fq_per_channel_grad(g, x, 2, 3, 1, mn, mx, 8, 0, out, dmin, dmax, NULL) == CFQ_OK &&
+              out[1] == 2.0f && dmin[1] == 0.0f && dmin[0] == 1.0f,
+          "per-channel grad: %g %g %g", (double)out[1], (double)dmin[1], (double)dmin[0]);
+    mx[2] = INFINITY;
+    CHECK(cfq_fq_per_channel(x, 2, 3, 1, mn, mx, 8, 0, out, NULL) == CFQ_ENONFINITE, "pc inf");
+    CHECK(cfq_fq_per_channel(x, (size_t)1 << 62, 3, 1 << 20, mn, mx, 8, 0, out, NULL) == CFQ_ESHAPE,
+          "pc size overflow");
+}
+
 int main(void)
 {
     int isa;
@@ -325,6 +484,8 @@ int main(void)
     test_special_semantics();
     test_fpenv_restored();
     test_sizes_and_ranges();
+    test_family();
+    test_family_api();
     printf("%ld passed, %ld failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;
 }
