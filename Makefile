@@ -10,7 +10,7 @@ BUILD := build/c
 ARCH := $(shell uname -m)
 
 # The C core: strict, C99, no FMA contraction, never fast-math.
-CORE_CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math -Isrc
+CORE_CFLAGS := -std=c99 -O3 -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math -Isrc
 CORE_SRC := $(wildcard src/*.c)
 CORE_HDR := src/cfq.h src/cfq_internal.h
 ifeq ($(ARCH),x86_64)

@@ -12,10 +12,16 @@ import warnings
 from cfq._core import (
     C_VERSION as _C_VERSION,
     FakeQuantWithMinMaxVarsGradient,
+    FakeQuantWithMinMaxVarsPerChannelGradient,
     _isa_env_status,
     active_isa,
     available_isas,
+    fake_quant_with_min_max_args,
+    fake_quant_with_min_max_args_gradient,
+    fake_quant_with_min_max_vars,
     fake_quant_with_min_max_vars_gradient,
+    fake_quant_with_min_max_vars_per_channel,
+    fake_quant_with_min_max_vars_per_channel_gradient,
     nudge,
 )
 
@@ -24,9 +30,15 @@ assert __version__ == _C_VERSION, "cfq Python package and C core versions differ
 
 __all__ = [
     "FakeQuantWithMinMaxVarsGradient",
+    "FakeQuantWithMinMaxVarsPerChannelGradient",
     "active_isa",
     "available_isas",
+    "fake_quant_with_min_max_args",
+    "fake_quant_with_min_max_args_gradient",
+    "fake_quant_with_min_max_vars",
     "fake_quant_with_min_max_vars_gradient",
+    "fake_quant_with_min_max_vars_per_channel",
+    "fake_quant_with_min_max_vars_per_channel_gradient",
     "get_include",
     "nudge",
 ]

@@ -22,6 +22,9 @@ cnp.import_array()
 FakeQuantWithMinMaxVarsGradient = namedtuple(
     "FakeQuantWithMinMaxVarsGradient",
     ["backprops_wrt_input", "backprop_wrt_min", "backprop_wrt_max"])
+FakeQuantWithMinMaxVarsPerChannelGradient = namedtuple(
+    "FakeQuantWithMinMaxVarsPerChannelGradient",
+    ["backprops_wrt_input", "backprop_wrt_min", "backprop_wrt_max"])
 
 # Half an ulp above FLT_MAX: doubles at or beyond it overflow float32.
 cdef double _F32_OVERFLOW = 3.4028235677973366e38
@@ -30,8 +33,8 @@ cdef double _F32_OVERFLOW = 3.4028235677973366e38
 # Errors
 
 
-cdef int _raise_for(int rc) except -1:
-    msg = cfq_strerror(rc).decode()
+cdef int _raise_for(int rc, str detail="") except -1:
+    msg = cfq_strerror(rc).decode() + detail
     if rc == CFQ_ENOMEM:
         raise MemoryError(msg)
     if rc == CFQ_ENULL:
@@ -99,6 +102,31 @@ cdef float _as_f32_scalar(object value, str name) except? -1.0:
     if not fabs(d) < _F32_OVERFLOW:
         raise ValueError(f"{name} must be finite in float32, got {d!r}")
     return <float>d
+
+
+cdef cnp.ndarray _as_f32_vector(object value, str name, Py_ssize_t size):
+    """Per-channel min/max: a 1-D array-like of `size` finite reals."""
+    cdef object arr
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-D array of real numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TypeError(f"{name} cannot be converted to an array of real numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (float or integer), got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be rank 1 (one value per channel), got shape {arr.shape}")
+    if arr.shape[0] != size:
+        raise ValueError(f"{name} has incorrect size, expected {size} was {arr.shape[0]}")
+    original = arr
+    with np.errstate(over="ignore"):
+        arr = np.require(arr, dtype=np.float32, requirements=["C", "A"])
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        c = int(bad[0])
+        raise ValueError(f"{name}[{c}] must be finite in float32 (channel {c}), got {original[c]!r}")
+    return arr
 
 
 cdef int _as_num_bits(object num_bits) except -1:
@@ -188,13 +216,69 @@ cdef inline cnp.ndarray _f32_scalar_array(float v):
     (<float *>cnp.PyArray_DATA(a))[0] = v
     return a
 
+cdef int _as_threads(object threads, Py_ssize_t n) except -1:
+    """None: automatic (see README); else an int >= 1."""
+    if threads is None:
+        return _auto_threads(n)
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return <int>(threads if threads < CFQ_MAX_THREADS else CFQ_MAX_THREADS)
+
+
+cdef int _auto_threads(Py_ssize_t n):
+    return 1
+
+
+cdef cfq_exec _exec(object isa, object threads, Py_ssize_t n) except *:
+    cdef cfq_exec ex
+    ex.isa = _as_isa(isa)
+    ex.threads = _as_threads(threads, n)
+    return ex
+
+
+cdef tuple _two_arrays(object gradients, object inputs):
+    cdef cnp.ndarray g = _as_f32_array(gradients, "gradients")
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    if not _same_shape(g, x):
+        raise ValueError(f"gradients and inputs must have the same shape, got {_shape(g)} and {_shape(x)}")
+    return g, x
+
+
+cdef inline const float *_cptr(cnp.ndarray a):
+    return <const float *>cnp.PyArray_DATA(a)
+
+
+cdef inline float *_ptr(cnp.ndarray a):
+    return <float *>cnp.PyArray_DATA(a)
+
+
+cdef tuple _channel_layout(cnp.ndarray x, object axis):
+    """(outer, channels, inner) of a C-contiguous array around `axis`."""
+    cdef int nd = cnp.PyArray_NDIM(x)
+    cdef int k, ax
+    cdef Py_ssize_t outer = 1, inner = 1
+    if nd == 0:
+        raise ValueError("inputs must have rank >= 1 for per-channel ops, got a scalar (shape ())")
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if not -nd <= axis < nd:
+        raise ValueError(f"axis {axis} is out of range for inputs of rank {nd}")
+    ax = <int>axis + (nd if axis < 0 else 0)
+    for k in range(ax):
+        outer *= cnp.PyArray_DIMS(x)[k]
+    for k in range(ax + 1, nd):
+        inner *= cnp.PyArray_DIMS(x)[k]
+    return outer, cnp.PyArray_DIMS(x)[ax], inner
+
 # ---------------------------------------------------------------------------
 # Public functions
 
 
 def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=8,
                                           narrow_range=False, name=None, *, out=None,
-                                          isa=None):
+                                          threads=None, isa=None):
     """Gradient of fake_quant_with_min_max_vars, bit-exact with TensorFlow 2.21.
 
     Returns ``FakeQuantWithMinMaxVarsGradient(backprops_wrt_input,
@@ -203,43 +287,174 @@ def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=
     array-likes of real numbers with equal shapes; ``min`` and ``max`` are
     scalars.  ``out``, if given, receives ``backprops_wrt_input`` (it may be
     ``gradients`` or ``inputs`` itself).  ``name`` is accepted and ignored,
-    as a drop-in for the TF call.  ``isa`` forces one instruction-set path
-    for this call (testing and benchmarks).
+    as a drop-in for the TF call.  ``threads``: None (automatic) or a count;
+    results are identical for every count.  ``isa`` forces one
+    instruction-set path for this call (testing and benchmarks).
 
     Deliberate differences from TF: the two sums are accumulated in double
     with compensation (at least as accurate as TF's float32 sum, identical on
     every path), and a NaN or infinite ``min``/``max`` raises ValueError.
     """
-    cdef cnp.ndarray g = _as_f32_array(gradients, "gradients")
-    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef cnp.ndarray g, x, dx
+    g, x = _two_arrays(gradients, inputs)
     cdef float fmin = _as_f32_scalar(min, "min")
     cdef float fmax = _as_f32_scalar(max, "max")
     cdef int bits = _as_num_bits(num_bits)
     cdef int narrow = _as_narrow_range(narrow_range)
-    cdef cfq_exec ex
-    cdef cnp.ndarray dx
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef cfq_exec ex = _exec(isa, threads, n)
     cdef float dmin = 0.0, dmax = 0.0
-    cdef const float *pg
-    cdef const float *px
-    cdef float *pdx
-    cdef size_t n
     cdef int rc
-
-    if not _same_shape(g, x):
-        raise ValueError(f"gradients and inputs must have the same shape, got {_shape(g)} and {_shape(x)}")
-    ex.isa = _as_isa(isa)
-    ex.threads = 1
     dx = _out_target(out, x, (g, x))
-    n = <size_t>cnp.PyArray_SIZE(x)
-    pg = <const float *>cnp.PyArray_DATA(g)
-    px = <const float *>cnp.PyArray_DATA(x)
-    pdx = <float *>cnp.PyArray_DATA(dx)
+    cdef const float *pg = _cptr(g)
+    cdef const float *px = _cptr(x)
+    cdef float *pdx = _ptr(dx)
     with nogil:
         rc = cfq_fq_vars_grad(pg, px, n, fmin, fmax, bits, narrow, pdx, &dmin, &dmax, &ex)
     if rc != CFQ_OK:
         _raise_for(rc)
     return tuple.__new__(FakeQuantWithMinMaxVarsGradient,
                          (_finish_out(out, dx), _f32_scalar_array(dmin), _f32_scalar_array(dmax)))
+
+
+def fake_quant_with_min_max_vars(inputs, min, max, num_bits=8, narrow_range=False, name=None,
+                                 *, out=None, threads=None, isa=None):
+    """FakeQuantWithMinMaxVars, bit-exact with TensorFlow 2.21: a float32
+    array of the inputs' shape.  min == max == 0 gives zeros, as in TF."""
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef cfq_exec ex = _exec(isa, threads, n)
+    cdef cnp.ndarray dst = _out_target(out, x, (x,))
+    cdef const float *px = _cptr(x)
+    cdef float *pout = _ptr(dst)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_vars(px, n, fmin, fmax, bits, narrow, pout, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return _finish_out(out, dst)
+
+
+cdef str _args_detail(int rc, float fmin, float fmax):
+    return f", was: {fmin!r} >= {fmax!r}" if rc == CFQ_EMINMAX else ""
+
+
+def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_range=False,
+                                 name=None, *, out=None, threads=None, isa=None):
+    """FakeQuantWithMinMaxArgs, bit-exact with TensorFlow 2.21.  As the vars
+    op, but multiplying by inv_scale = (qmax - qmin) / (max - min) where vars
+    divides by scale; min must be smaller than max (ValueError otherwise)."""
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef cfq_exec ex = _exec(isa, threads, n)
+    cdef cnp.ndarray dst = _out_target(out, x, (x,))
+    cdef const float *px = _cptr(x)
+    cdef float *pout = _ptr(dst)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_args(px, n, fmin, fmax, bits, narrow, pout, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc, _args_detail(rc, fmin, fmax))
+    return _finish_out(out, dst)
+
+
+def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, num_bits=8,
+                                          narrow_range=False, name=None, *, out=None,
+                                          threads=None, isa=None):
+    """FakeQuantWithMinMaxArgsGradient: gradients where the input lies in the
+    nudged range, 0 (times the gradient) elsewhere.  No min/max gradients:
+    they are attributes, as in TF."""
+    cdef cnp.ndarray g, x
+    g, x = _two_arrays(gradients, inputs)
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef cfq_exec ex = _exec(isa, threads, n)
+    cdef cnp.ndarray dx = _out_target(out, x, (g, x))
+    cdef const float *pg = _cptr(g)
+    cdef const float *px = _cptr(x)
+    cdef float *pdx = _ptr(dx)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_args_grad(pg, px, n, fmin, fmax, bits, narrow, pdx, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc, _args_detail(rc, fmin, fmax))
+    return _finish_out(out, dx)
+
+
+def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narrow_range=False,
+                                             name=None, *, axis=-1, out=None, threads=None,
+                                             isa=None):
+    """FakeQuantWithMinMaxVarsPerChannel, bit-exact with TensorFlow 2.21, on
+    any channel axis (TF: last axis only).  ``min``/``max``: 1-D, one value per
+    channel (``inputs.shape[axis]``); a channel with min == max == 0 gives 0."""
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef Py_ssize_t outer, channels, inner
+    outer, channels, inner = _channel_layout(x, axis)
+    cdef cnp.ndarray vmin = _as_f32_vector(min, "min", channels)
+    cdef cnp.ndarray vmax = _as_f32_vector(max, "max", channels)
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef cfq_exec ex = _exec(isa, threads, cnp.PyArray_SIZE(x))
+    cdef cnp.ndarray dst = _out_target(out, x, (x,))
+    cdef const float *px = _cptr(x)
+    cdef const float *pmin = _cptr(vmin)
+    cdef const float *pmax = _cptr(vmax)
+    cdef float *pout = _ptr(dst)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_per_channel(px, outer, channels, inner, pmin, pmax, bits, narrow, pout, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return _finish_out(out, dst)
+
+
+def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, max, num_bits=8,
+                                                      narrow_range=False, name=None, *, axis=-1,
+                                                      out=None, threads=None, isa=None):
+    """Gradient of the per-channel op: ``FakeQuantWithMinMaxVarsPerChannelGradient(
+    backprops_wrt_input, backprop_wrt_min, backprop_wrt_max)``, the last two
+    of shape ``[channels]``, summed per channel as accurately and
+    deterministically as the scalar op's sums."""
+    cdef cnp.ndarray g, x
+    g, x = _two_arrays(gradients, inputs)
+    cdef Py_ssize_t outer, channels, inner
+    outer, channels, inner = _channel_layout(x, axis)
+    cdef cnp.ndarray vmin = _as_f32_vector(min, "min", channels)
+    cdef cnp.ndarray vmax = _as_f32_vector(max, "max", channels)
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef cfq_exec ex = _exec(isa, threads, cnp.PyArray_SIZE(x))
+    cdef cnp.ndarray dx = _out_target(out, x, (g, x))
+    cdef cnp.npy_intp dims[1]
+    dims[0] = channels
+    cdef cnp.ndarray dmin = cnp.PyArray_EMPTY(1, dims, cnp.NPY_FLOAT32, 0)
+    cdef cnp.ndarray dmax = cnp.PyArray_EMPTY(1, dims, cnp.NPY_FLOAT32, 0)
+    cdef const float *pg = _cptr(g)
+    cdef const float *px = _cptr(x)
+    cdef const float *pmin = _cptr(vmin)
+    cdef const float *pmax = _cptr(vmax)
+    cdef float *pdx = _ptr(dx)
+    cdef float *pdmin = _ptr(dmin)
+    cdef float *pdmax = _ptr(dmax)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_per_channel_grad(pg, px, outer, channels, inner, pmin, pmax, bits, narrow,
+                                     pdx, pdmin, pdmax, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return tuple.__new__(FakeQuantWithMinMaxVarsPerChannelGradient,
+                         (_finish_out(out, dx), dmin, dmax))
 
 
 def nudge(min, max, num_bits=8, narrow_range=False):

@@ -47,3 +47,19 @@ cdef extern from "cfq.h" nogil:
                          float min, float max, int num_bits, int narrow_range,
                          float *backprops_wrt_input, float *backprop_wrt_min,
                          float *backprop_wrt_max, const cfq_exec *exec)
+
+    int cfq_fq_vars(const float *inputs, size_t n, float min, float max, int num_bits,
+                    int narrow_range, float *outputs, const cfq_exec *exec)
+    int cfq_fq_args(const float *inputs, size_t n, float min, float max, int num_bits,
+                    int narrow_range, float *outputs, const cfq_exec *exec)
+    int cfq_fq_args_grad(const float *gradients, const float *inputs, size_t n, float min,
+                         float max, int num_bits, int narrow_range, float *backprops,
+                         const cfq_exec *exec)
+    int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_t inner,
+                           const float *min, const float *max, int num_bits, int narrow_range,
+                           float *outputs, const cfq_exec *exec)
+    int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t outer,
+                                size_t channels, size_t inner, const float *min, const float *max,
+                                int num_bits, int narrow_range, float *backprops_wrt_input,
+                                float *backprop_wrt_min, float *backprop_wrt_max,
+                                const cfq_exec *exec)

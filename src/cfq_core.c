@@ -34,8 +34,9 @@ const char *cfq_strerror(int code)
 /* TF's Nudge(), in float32 under the caller's flushed FP environment.  The
  * zero point is TF's uint16: clamped to [qmin, qmax], else rounded half away
  * from zero; a NaN one (only from 0/0) converts to 0 on x86-64 and AArch64. */
-static void cfq_params_make(float min, float max, int qmin, int qmax, cfq_params *p)
+static void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_params *p)
 {
+    const int qmin = narrow_range ? 1 : 0, qmax = (1 << num_bits) - 1;
     const float qmin_f = (float)qmin, qmax_f = (float)qmax;
     const float scale = (max - min) / (qmax_f - qmin_f);
     const float inv_scale = (qmax_f - qmin_f) / (max - min);
@@ -70,7 +71,7 @@ int cfq_params_check_make(float min, float max, int num_bits, int narrow_range,
         return CFQ_ENUMBITS;
     if (!isfinite(min) || !isfinite(max))
         return CFQ_ENONFINITE;
-    cfq_params_make(min, max, narrow_range ? 1 : 0, (1 << num_bits) - 1, p);
+    cfq_params_make(min, max, num_bits, narrow_range, p);
     return CFQ_OK;
 }
 
@@ -295,7 +296,7 @@ void cfq_pc_block_make(const float *min, const float *max, size_t c0, size_t m,
     size_t j;
     for (j = 0; j < m; j++) {
         cfq_params p;
-        cfq_params_check_make(min[c0 + j], max[c0 + j], num_bits, narrow_range, &p);
+        cfq_params_make(min[c0 + j], max[c0 + j], num_bits, narrow_range, &p);
         pp->nudged_min[j] = p.nudged_min;
         pp->nudged_max[j] = p.nudged_max;
         pp->scale[j] = p.scale;
@@ -352,7 +353,7 @@ int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_
     } else {
         for (c = 0; c < channels; c++) {
             cfq_params p;
-            cfq_params_check_make(min[c], max[c], num_bits, narrow_range, &p);
+            cfq_params_make(min[c], max[c], num_bits, narrow_range, &p);
             for (o = 0; o < outer; o++) {
                 const size_t at = (o * channels + c) * inner;
                 if (p.passthrough)
@@ -405,7 +406,7 @@ int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t 
         for (c = 0; c < channels; c++) {
             cfq_params p;
             cfq_sum below = {0.0, 0.0}, above = {0.0, 0.0};
-            cfq_params_check_make(min[c], max[c], num_bits, narrow_range, &p);
+            cfq_params_make(min[c], max[c], num_bits, narrow_range, &p);
             for (o = 0; o < outer; o++) {
                 const size_t at = (o * channels + c) * inner;
                 size_t off;

@@ -81,3 +81,59 @@ def exact_sum(terms):
 def vars_grad(gradients, inputs, min_, max_, num_bits=8, narrow_range=False):
     dx, below, above = vars_grad_terms(gradients, inputs, min_, max_, num_bits, narrow_range)
     return dx, exact_sum(below), exact_sum(above)
+
+
+def _clamp(x, lo, hi):
+    """std::max(std::min(x, hi), lo) elementwise: a NaN x stays NaN."""
+    c = np.where(hi < x, hi, x)
+    return np.where(c < lo, lo, c).astype(np.float32)
+
+
+def _forward(x, nmin, nmax, scale, inv_scale, divide):
+    x = ftz(np.asarray(x, dtype=np.float32))
+    quant_zero = np.floor(_op(np.add, _op(np.multiply, -nmin, inv_scale), F32(0.5)))
+    shifted = _op(np.subtract, _clamp(x, nmin, nmax), nmin)
+    q = _op(np.divide, shifted, scale) if divide else _op(np.multiply, shifted, inv_scale)
+    q = _op(np.add, _op(np.subtract, q, quant_zero), F32(0.5))
+    return _op(np.multiply, np.floor(q), scale)
+
+
+def vars_forward(inputs, min_, max_, num_bits=8, narrow_range=False):
+    x = np.asarray(inputs, dtype=np.float32)
+    if F32(ftz(F32(min_))) == 0 and F32(ftz(F32(max_))) == 0:
+        return np.zeros(x.shape, np.float32)
+    nmin, nmax, scale, inv_scale = nudge(min_, max_, num_bits, narrow_range)
+    return _forward(x, nmin, nmax, scale, inv_scale, divide=True)
+
+
+def args_forward(inputs, min_, max_, num_bits=8, narrow_range=False):
+    nmin, nmax, scale, inv_scale = nudge(min_, max_, num_bits, narrow_range)
+    return _forward(np.asarray(inputs, np.float32), nmin, nmax, scale, inv_scale, divide=False)
+
+
+def args_grad(gradients, inputs, min_, max_, num_bits=8, narrow_range=False):
+    return vars_grad_terms(gradients, inputs, min_, max_, num_bits, narrow_range)[0]
+
+
+def per_channel(inputs, mins, maxs, num_bits=8, narrow_range=False, axis=-1):
+    x = np.moveaxis(np.asarray(inputs, np.float32), axis, -1)
+    out = np.empty_like(x)
+    for c in range(x.shape[-1]):
+        if F32(ftz(F32(mins[c]))) == 0 and F32(ftz(F32(maxs[c]))) == 0:
+            out[..., c] = 0
+        else:
+            out[..., c] = args_forward(x[..., c], mins[c], maxs[c], num_bits, narrow_range)
+    return np.moveaxis(out, -1, axis)
+
+
+def per_channel_grad(gradients, inputs, mins, maxs, num_bits=8, narrow_range=False, axis=-1):
+    g = np.moveaxis(np.asarray(gradients, np.float32), axis, -1)
+    x = np.moveaxis(np.asarray(inputs, np.float32), axis, -1)
+    dx = np.empty_like(x)
+    dmin = np.empty(x.shape[-1], np.float32)
+    dmax = np.empty(x.shape[-1], np.float32)
+    for c in range(x.shape[-1]):
+        d, lo, hi = vars_grad_terms(g[..., c], x[..., c], mins[c], maxs[c], num_bits, narrow_range)
+        dx[..., c] = d
+        dmin[c], dmax[c] = exact_sum(lo), exact_sum(hi)
+    return np.moveaxis(dx, -1, axis), dmin, dmax
