@@ -15,6 +15,9 @@ CORE_SOURCES = [
     "src/cfq_avx2.c",
     "src/cfq_avx512.c",
     "src/cfq_neon.c",
+    "src/cfq_ops.c",
+    "src/cfq_per_channel.c",
+    "src/cfq_threads.c",
 ]
 
 

@@ -31,7 +31,15 @@ extern "C" {
 #define CFQ_EISA_UNAVAILABLE (-6) /* ISA known, but not compiled in or not runnable on this CPU */
 #define CFQ_ETHREADS (-7)        /* thread count out of range */
 #define CFQ_ENOMEM (-8)          /* a threaded call could not allocate its partial sums */
-#define CFQ_ESHAPE (-9)          /* per-channel: zero channels with elements, or sizes that overflow */
+#define CFQ_ESHAPE (-9)          /* sizes that overflow */
+#define CFQ_EREGION (-10)        /* a region array holds a byte that is no region code */
+
+/* Region codes of cfq_fq_vars_and_region(), one uint8 per element. */
+#define CFQ_REGION_INSIDE 0 /* nudged_min <= x <= nudged_max */
+#define CFQ_REGION_BELOW 1  /* x < nudged_min */
+#define CFQ_REGION_ABOVE 2  /* x > nudged_max (BELOW | ABOVE when nudged_min > nudged_max) */
+#define CFQ_REGION_NONE 4   /* no comparison holds: x is NaN */
+#define CFQ_REGION_PASS 8   /* min == max == 0: the gradient passes through */
 
 /* Instruction-set paths.  CFQ_ISA_AUTO means "the active path". */
 #define CFQ_ISA_AUTO (-1)
@@ -125,6 +133,19 @@ int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t 
                             int num_bits, int narrow_range, float *backprops_wrt_input,
                             float *backprop_wrt_min, float *backprop_wrt_max,
                             const cfq_exec *exec);
+
+/*
+ * The region-code backward path.  cfq_fq_vars_and_region() is cfq_fq_vars()
+ * that also writes each element's region (CFQ_REGION_*); then
+ * cfq_fq_region_grad() gives the bits cfq_fq_vars_grad() gives on the same
+ * inputs and min/max, reading 1 byte per element instead of 4.
+ */
+int cfq_fq_vars_and_region(const float *inputs, size_t n, float min, float max, int num_bits,
+                           int narrow_range, float *outputs, unsigned char *region,
+                           const cfq_exec *exec);
+int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size_t n,
+                       float *backprops_wrt_input, float *backprop_wrt_min,
+                       float *backprop_wrt_max, const cfq_exec *exec);
 
 #ifdef __cplusplus
 }

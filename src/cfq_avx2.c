@@ -199,6 +199,89 @@ static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, siz
     }
 }
 
+/* Region codes of 8 inputs as 8 bytes (see cfq_region_of). */
+static inline __m128i cfq_region_codes_avx2(__m256 vx, __m256 lo, __m256 hi)
+{
+    const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
+    const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
+    const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
+                                        _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
+    const __m256 none = _mm256_andnot_ps(_mm256_or_ps(inside, _mm256_or_ps(is_below, is_above)),
+                                         _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    const __m256i code = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(is_below), _mm256_set1_epi32(CFQ_REGION_BELOW)),
+                        _mm256_and_si256(_mm256_castps_si256(is_above), _mm256_set1_epi32(CFQ_REGION_ABOVE))),
+        _mm256_and_si256(_mm256_castps_si256(none), _mm256_set1_epi32(CFQ_REGION_NONE)));
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(code, code), _mm256_setzero_si256());
+    return _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+}
+
+static void cfq_fq_vars_region_avx2(const float *x, size_t n, const cfq_params *p,
+                                    float *out, unsigned char *region)
+{
+    const __m256 lo = _mm256_set1_ps(p->nudged_min), hi = _mm256_set1_ps(p->nudged_max);
+    const __m256 scale = _mm256_set1_ps(p->scale), quant_zero = _mm256_set1_ps(p->quant_zero);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 vx = _mm256_loadu_ps(x + i);
+        const __m256 shifted = _mm256_sub_ps(cfq_clamp_avx2(vx, lo, hi), lo);
+        const __m256 q = _mm256_add_ps(_mm256_sub_ps(_mm256_div_ps(shifted, scale), quant_zero), half);
+        _mm_storel_epi64((__m128i *)(void *)(region + i), cfq_region_codes_avx2(vx, lo, hi));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_floor_ps(q), scale));
+    }
+    cfq_region_forward_range(x, i, n, p, out, region);
+}
+
+static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, size_t n,
+                                   const cfq_params *p, float *dx, double sums[2])
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
+    const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
+    const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
+    __m256d below_acc[4], above_acc[4];
+    __m256i bad = _mm256_setzero_si256();
+    cfq_lanes below, above;
+    size_t i = 0;
+    int k, bad_tail;
+
+    for (k = 0; k < 4; k++) {
+        below_acc[k] = _mm256_setzero_pd();
+        above_acc[k] = _mm256_setzero_pd();
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 vg = _mm256_loadu_ps(g + i);
+        const __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(region + i)));
+        const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
+        const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+            _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
+        __m256 d = _mm256_mul_ps(vg, _mm256_and_ps(inside, one));
+        /* Rare step: something outside, a non-finite g, a pass-through or a
+         * bad byte. */
+        if (_mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff) {
+            const __m256i pass_i = _mm256_cmpeq_epi32(code, _mm256_set1_epi32(CFQ_REGION_PASS));
+            const __m256 pass = _mm256_castsi256_ps(pass_i);
+            const __m256 is_below = _mm256_castsi256_ps(
+                _mm256_cmpeq_epi32(_mm256_and_si256(code, below_bit), below_bit));
+            const __m256 is_above = _mm256_castsi256_ps(
+                _mm256_cmpeq_epi32(_mm256_and_si256(code, above_bit), above_bit));
+            bad = _mm256_or_si256(bad, _mm256_andnot_si256(
+                pass_i, _mm256_cmpgt_epi32(code, _mm256_set1_epi32(CFQ_REGION_NONE))));
+            d = _mm256_blendv_ps(d, vg, pass);
+            cfq_lanes_add8_avx2(below_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one))));
+            cfq_lanes_add8_avx2(above_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one))));
+        }
+        _mm256_storeu_ps(dx + i, d);
+    }
+    cfq_lanes_store_avx2(&below, below_acc);
+    cfq_lanes_store_avx2(&above, above_acc);
+    bad_tail = cfq_region_grad_range(g, region, i, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+    return bad_tail | (_mm256_movemask_ps(_mm256_castsi256_ps(bad)) != 0);
+}
+
 const cfq_kernels cfq_kernels_avx2 = {
     "avx2",
     cfq_fq_vars_grad_avx2,
@@ -207,10 +290,12 @@ const cfq_kernels cfq_kernels_avx2 = {
     cfq_fq_mask_grad_avx2,
     cfq_fq_pc_avx2,
     cfq_fq_pc_grad_avx2,
+    cfq_fq_vars_region_avx2,
+    cfq_fq_region_grad_avx2,
 };
 
 #else /* !__AVX2__ */
 
-const cfq_kernels cfq_kernels_avx2 = {"avx2", NULL, NULL, NULL, NULL, NULL, NULL};
+const cfq_kernels cfq_kernels_avx2 = {"avx2", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

@@ -17,6 +17,27 @@ static inline __m512d cfq_emulated_cvtps_pd(__m256 a)
                               _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), 1);
 }
 #define _mm512_cvtps_pd cfq_emulated_cvtps_pd
+/* Nor these two byte conversions: element by element. */
+static inline __m128i cfq_emulated_cvtepi32_epi8(__m512i a)
+{
+    int v[16], k;
+    unsigned char b[16];
+    _mm512_storeu_si512((void *)v, a);
+    for (k = 0; k < 16; k++)
+        b[k] = (unsigned char)v[k];
+    return _mm_loadu_si128((const __m128i *)(const void *)b);
+}
+static inline __m512i cfq_emulated_cvtepu8_epi32(__m128i a)
+{
+    int v[16], k;
+    unsigned char b[16];
+    _mm_storeu_si128((__m128i *)(void *)b, a);
+    for (k = 0; k < 16; k++)
+        v[k] = b[k];
+    return _mm512_loadu_si512((const void *)v);
+}
+#define _mm512_cvtepi32_epi8 cfq_emulated_cvtepi32_epi8
+#define _mm512_cvtepu8_epi32 cfq_emulated_cvtepu8_epi32
 #else
 #include <immintrin.h>
 #endif
@@ -219,6 +240,83 @@ static void cfq_fq_pc_grad_avx512(const float *g, const float *x, size_t rows, s
     }
 }
 
+/* Region codes of 16 inputs as 16 bytes (see cfq_region_of). */
+static inline __m128i cfq_region_codes_avx512(__m512 vx, __m512 lo, __m512 hi)
+{
+    const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
+    const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
+    const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
+                             _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
+    const __mmask16 none = (__mmask16)~(inside | is_below | is_above);
+    __m512i code = _mm512_maskz_mov_epi32(is_below, _mm512_set1_epi32(CFQ_REGION_BELOW));
+    code = _mm512_or_si512(code, _mm512_maskz_mov_epi32(is_above, _mm512_set1_epi32(CFQ_REGION_ABOVE)));
+    code = _mm512_or_si512(code, _mm512_maskz_mov_epi32(none, _mm512_set1_epi32(CFQ_REGION_NONE)));
+    return _mm512_cvtepi32_epi8(code);
+}
+
+static void cfq_fq_vars_region_avx512(const float *x, size_t n, const cfq_params *p,
+                                      float *out, unsigned char *region)
+{
+    const __m512 lo = _mm512_set1_ps(p->nudged_min), hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 scale = _mm512_set1_ps(p->scale), quant_zero = _mm512_set1_ps(p->quant_zero);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vx = _mm512_loadu_ps(x + i);
+        const __m512 shifted = _mm512_sub_ps(cfq_clamp_avx512(vx, lo, hi), lo);
+        const __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_div_ps(shifted, scale), quant_zero), half);
+        _mm_storeu_si128((__m128i *)(void *)(region + i), cfq_region_codes_avx512(vx, lo, hi));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(cfq_floor_avx512(q), scale));
+    }
+    cfq_region_forward_range(x, i, n, p, out, region);
+}
+
+static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region, size_t n,
+                                     const cfq_params *p, float *dx, double sums[2])
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    const __m512i below_bit = _mm512_set1_epi32(CFQ_REGION_BELOW);
+    const __m512i above_bit = _mm512_set1_epi32(CFQ_REGION_ABOVE);
+    __m512d below_s = _mm512_setzero_pd(), below_c = _mm512_setzero_pd();
+    __m512d above_s = _mm512_setzero_pd(), above_c = _mm512_setzero_pd();
+    __mmask16 bad = 0;
+    cfq_lanes below, above;
+    size_t i = 0;
+    int bad_tail;
+
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vg = _mm512_loadu_ps(g + i);
+        const __m512i code = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(region + i)));
+        const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
+        const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
+            _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
+        __m512 d = _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one));
+        /* Rare step: something outside, a non-finite g, a pass-through or a
+         * bad byte. */
+        if ((__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff) {
+            const __mmask16 pass = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_PASS));
+            const __mmask16 is_below = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, below_bit), below_bit);
+            const __mmask16 is_above = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, above_bit), above_bit);
+            bad |= (__mmask16)(_mm512_cmpgt_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_NONE)) & ~pass);
+            d = _mm512_mask_blend_ps(pass, d, vg);
+            cfq_lanes_add16_avx512(&below_s, &below_c, _mm512_maskz_mov_ps(
+                (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
+            cfq_lanes_add16_avx512(&above_s, &above_c, _mm512_maskz_mov_ps(
+                (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
+        }
+        _mm512_storeu_ps(dx + i, d);
+    }
+    _mm512_storeu_pd(below.s, below_s);
+    _mm512_storeu_pd(below.c, below_c);
+    _mm512_storeu_pd(above.s, above_s);
+    _mm512_storeu_pd(above.c, above_c);
+    bad_tail = cfq_region_grad_range(g, region, i, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+    return bad_tail | (bad != 0);
+}
+
 const cfq_kernels cfq_kernels_avx512 = {
     "avx512",
     cfq_fq_vars_grad_avx512,
@@ -227,10 +325,12 @@ const cfq_kernels cfq_kernels_avx512 = {
     cfq_fq_mask_grad_avx512,
     cfq_fq_pc_avx512,
     cfq_fq_pc_grad_avx512,
+    cfq_fq_vars_region_avx512,
+    cfq_fq_region_grad_avx512,
 };
 
 #else /* !__AVX512F__ */
 
-const cfq_kernels cfq_kernels_avx512 = {"avx512", NULL, NULL, NULL, NULL, NULL, NULL};
+const cfq_kernels cfq_kernels_avx512 = {"avx512", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * cfq_core.c -- the public entry points: argument checks, TF's nudge, the
- * chunk loop and the final combination of the sums.  Built at the baseline
+ * error strings and the helpers every op shares.  Built at the baseline
  * ISA; the per-element work happens in the table cfq_resolve() returns.
  */
 #include <math.h>
@@ -26,7 +26,8 @@ const char *cfq_strerror(int code)
     case CFQ_EISA_UNAVAILABLE: return "instruction-set path not available on this CPU or build";
     case CFQ_ETHREADS: return "thread count out of range";
     case CFQ_ENOMEM: return "out of memory";
-    case CFQ_ESHAPE: return "array sizes are inconsistent or too large";
+    case CFQ_ESHAPE: return "array sizes are too large";
+    case CFQ_EREGION: return "region holds a byte that is not a region code (0, 1, 2, 3, 4 or 8)";
     default: return "unknown cfq error code";
     }
 }
@@ -34,7 +35,7 @@ const char *cfq_strerror(int code)
 /* TF's Nudge(), in float32 under the caller's flushed FP environment.  The
  * zero point is TF's uint16: clamped to [qmin, qmax], else rounded half away
  * from zero; a NaN one (only from 0/0) converts to 0 on x86-64 and AArch64. */
-static void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_params *p)
+void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_params *p)
 {
     const int qmin = narrow_range ? 1 : 0, qmax = (1 << num_bits) - 1;
     const float qmin_f = (float)qmin, qmax_f = (float)qmax;
@@ -96,13 +97,9 @@ int cfq_nudge(float min, float max, int num_bits, int narrow_range,
 
 /* ---- Sums across chunks ------------------------------------------------- */
 
-typedef struct cfq_sum {
-    double s, c;
-} cfq_sum;
-
 /* The float a compensated sum rounds to.  NaN comes out as one fixed quiet
  * NaN so every path and thread count gives the same bits. */
-static float cfq_sum_result(const cfq_sum *sum)
+float cfq_sum_result(const cfq_sum *sum)
 {
     if (isnan(sum->s)) {
         const uint32_t bits = 0x7fc00000u;
@@ -116,7 +113,7 @@ static float cfq_sum_result(const cfq_sum *sum)
 }
 
 /* The kernel table for a call, after checking the exec options. */
-static const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
+const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
 {
     if (exec != NULL && (exec->threads < 1 || exec->threads > CFQ_MAX_THREADS)) {
         *rc = CFQ_ETHREADS;
@@ -127,7 +124,7 @@ static const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
 
 /* outer * channels * inner without overflow (and small enough to index in
  * bytes), or CFQ_ESHAPE. */
-static int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total)
+int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total)
 {
     const size_t limit = SIZE_MAX / sizeof(float);
     if (channels != 0 && outer > limit / channels)
@@ -138,296 +135,3 @@ static int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total)
     return CFQ_OK;
 }
 
-/* ---- FakeQuantWithMinMaxVarsGradient ------------------------------------ */
-
-int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients, const float *inputs,
-                      size_t n, float min, float max, int num_bits, int narrow_range,
-                      float *backprops_wrt_input, float *backprop_wrt_min,
-                      float *backprop_wrt_max)
-{
-    cfq_fpenv env;
-    cfq_params p;
-    cfq_sum below = {0.0, 0.0}, above = {0.0, 0.0};
-    size_t off;
-    int rc;
-
-    cfq_fpenv_enter(&env);
-    rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
-    if (rc == CFQ_OK && p.passthrough) {
-        /* TF copies the gradients unchanged: no arithmetic, no flushing. */
-        if (n > 0 && backprops_wrt_input != gradients)
-            memmove(backprops_wrt_input, gradients, n * sizeof(float));
-        *backprop_wrt_min = 0.0f;
-        *backprop_wrt_max = 0.0f;
-    } else if (rc == CFQ_OK) {
-        for (off = 0; off < n; off += CFQ_CHUNK) {
-            const size_t m = n - off < CFQ_CHUNK ? n - off : CFQ_CHUNK;
-            double sums[2];
-            k->vars_grad(gradients + off, inputs + off, m, &p, backprops_wrt_input + off, sums);
-            cfq_neumaier_add(&below.s, &below.c, sums[0]);
-            cfq_neumaier_add(&above.s, &above.c, sums[1]);
-        }
-        *backprop_wrt_min = cfq_sum_result(&below);
-        *backprop_wrt_max = cfq_sum_result(&above);
-    }
-    cfq_fpenv_leave(&env);
-    return rc;
-}
-
-int cfq_fq_vars_grad(const float *gradients, const float *inputs, size_t n,
-                     float min, float max, int num_bits, int narrow_range,
-                     float *backprops_wrt_input, float *backprop_wrt_min,
-                     float *backprop_wrt_max, const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    int rc = CFQ_OK;
-
-    if (backprop_wrt_min == NULL || backprop_wrt_max == NULL ||
-        (n > 0 && (gradients == NULL || inputs == NULL || backprops_wrt_input == NULL)))
-        return CFQ_ENULL;
-    if (n > SIZE_MAX / sizeof(float))
-        return CFQ_ESHAPE;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    return cfq_vars_grad_run(k, gradients, inputs, n, min, max, num_bits, narrow_range,
-                             backprops_wrt_input, backprop_wrt_min, backprop_wrt_max);
-}
-
-/* ---- FakeQuantWithMinMaxVars and FakeQuantWithMinMaxArgs ---------------- */
-
-int cfq_fq_vars(const float *inputs, size_t n, float min, float max, int num_bits,
-                int narrow_range, float *outputs, const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    cfq_fpenv env;
-    cfq_params p;
-    int rc = CFQ_OK;
-
-    if (n > 0 && (inputs == NULL || outputs == NULL))
-        return CFQ_ENULL;
-    if (n > SIZE_MAX / sizeof(float))
-        return CFQ_ESHAPE;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    cfq_fpenv_enter(&env);
-    rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
-    if (rc == CFQ_OK && p.passthrough) {
-        if (n > 0)
-            memset(outputs, 0, n * sizeof(float)); /* TF writes +0.0 */
-    } else if (rc == CFQ_OK && n > 0) {
-        k->vars_forward(inputs, n, &p, outputs);
-    }
-    cfq_fpenv_leave(&env);
-    return rc;
-}
-
-/* The args ops' extra rule, checked as TF does (after denormals read as 0). */
-static int cfq_args_params(float min, float max, int num_bits, int narrow_range, cfq_params *p)
-{
-    int rc = cfq_params_check_make(min, max, num_bits, narrow_range, p);
-    if (rc == CFQ_OK && !(min < max))
-        rc = CFQ_EMINMAX;
-    return rc;
-}
-
-int cfq_fq_args(const float *inputs, size_t n, float min, float max, int num_bits,
-                int narrow_range, float *outputs, const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    cfq_fpenv env;
-    cfq_params p;
-    int rc = CFQ_OK;
-
-    if (n > 0 && (inputs == NULL || outputs == NULL))
-        return CFQ_ENULL;
-    if (n > SIZE_MAX / sizeof(float))
-        return CFQ_ESHAPE;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    cfq_fpenv_enter(&env);
-    rc = cfq_args_params(min, max, num_bits, narrow_range, &p);
-    if (rc == CFQ_OK && n > 0)
-        k->args_forward(inputs, n, &p, outputs);
-    cfq_fpenv_leave(&env);
-    return rc;
-}
-
-int cfq_fq_args_grad(const float *gradients, const float *inputs, size_t n, float min,
-                     float max, int num_bits, int narrow_range, float *backprops,
-                     const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    cfq_fpenv env;
-    cfq_params p;
-    int rc = CFQ_OK;
-
-    if (n > 0 && (gradients == NULL || inputs == NULL || backprops == NULL))
-        return CFQ_ENULL;
-    if (n > SIZE_MAX / sizeof(float))
-        return CFQ_ESHAPE;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    cfq_fpenv_enter(&env);
-    rc = cfq_args_params(min, max, num_bits, narrow_range, &p);
-    if (rc == CFQ_OK && n > 0)
-        k->mask_grad(gradients, inputs, n, &p, backprops);
-    cfq_fpenv_leave(&env);
-    return rc;
-}
-
-/* ---- Per-channel ops ----------------------------------------------------- */
-
-/* Checks every channel's min/max before anything is written. */
-static int cfq_pc_check(const float *min, const float *max, size_t channels, int num_bits)
-{
-    size_t c;
-    if (num_bits < 2 || num_bits > 16)
-        return CFQ_ENUMBITS;
-    for (c = 0; c < channels; c++)
-        if (!isfinite(min[c]) || !isfinite(max[c]))
-            return CFQ_ENONFINITE;
-    return CFQ_OK;
-}
-
-/* Parameters of channels [c0, c0 + m) for the last-axis kernels. */
-void cfq_pc_block_make(const float *min, const float *max, size_t c0, size_t m,
-                              int num_bits, int narrow_range, cfq_pc_params *pp)
-{
-    size_t j;
-    for (j = 0; j < m; j++) {
-        cfq_params p;
-        cfq_params_make(min[c0 + j], max[c0 + j], num_bits, narrow_range, &p);
-        pp->nudged_min[j] = p.nudged_min;
-        pp->nudged_max[j] = p.nudged_max;
-        pp->scale[j] = p.scale;
-        pp->inv_scale[j] = p.inv_scale;
-        pp->quant_zero[j] = p.quant_zero;
-        pp->keep[j] = p.passthrough ? 0u : 0xffffffffu;
-    }
-    pp->one = 1.0f;
-    pp->zero = 0.0f;
-}
-
-static int cfq_pc_prelude(const float *a, const float *b, const float *out, size_t *outer,
-                          size_t channels, size_t *inner, const float *min, const float *max,
-                          int num_bits, size_t *total)
-{
-    int rc = cfq_count(*outer, channels, *inner, total);
-    if (rc != CFQ_OK)
-        return rc;
-    if ((*total > 0 && (a == NULL || b == NULL || out == NULL)) ||
-        (channels > 0 && (min == NULL || max == NULL)))
-        return CFQ_ENULL;
-    if ((rc = cfq_pc_check(min, max, channels, num_bits)) != CFQ_OK)
-        return rc;
-    if (channels == 1) { /* one channel: the whole array is one run */
-        *inner *= *outer;
-        *outer = 1;
-    }
-    return CFQ_OK;
-}
-
-int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_t inner,
-                       const float *min, const float *max, int num_bits, int narrow_range,
-                       float *outputs, const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    cfq_fpenv env;
-    size_t total, c, o;
-    int rc = cfq_pc_prelude(inputs, inputs, outputs, &outer, channels, &inner, min, max,
-                            num_bits, &total);
-    if (rc != CFQ_OK)
-        return rc;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    if (total == 0)
-        return CFQ_OK;
-    cfq_fpenv_enter(&env);
-    if (inner == 1) {
-        cfq_pc_params pp;
-        for (c = 0; c < channels; c += CFQ_PC_BLOCK) {
-            const size_t m = channels - c < CFQ_PC_BLOCK ? channels - c : CFQ_PC_BLOCK;
-            cfq_pc_block_make(min, max, c, m, num_bits, narrow_range, &pp);
-            k->pc_forward(inputs + c, outer, channels, m, &pp, outputs + c);
-        }
-    } else {
-        for (c = 0; c < channels; c++) {
-            cfq_params p;
-            cfq_params_make(min[c], max[c], num_bits, narrow_range, &p);
-            for (o = 0; o < outer; o++) {
-                const size_t at = (o * channels + c) * inner;
-                if (p.passthrough)
-                    memset(outputs + at, 0, inner * sizeof(float));
-                else
-                    k->args_forward(inputs + at, inner, &p, outputs + at);
-            }
-        }
-    }
-    cfq_fpenv_leave(&env);
-    return CFQ_OK;
-}
-
-int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t outer,
-                            size_t channels, size_t inner, const float *min, const float *max,
-                            int num_bits, int narrow_range, float *backprops_wrt_input,
-                            float *backprop_wrt_min, float *backprop_wrt_max,
-                            const cfq_exec *exec)
-{
-    const cfq_kernels *k;
-    cfq_fpenv env;
-    size_t total, c, o, j;
-    int rc = cfq_pc_prelude(gradients, inputs, backprops_wrt_input, &outer, channels, &inner,
-                            min, max, num_bits, &total);
-    if (rc != CFQ_OK)
-        return rc;
-    if (channels > 0 && (backprop_wrt_min == NULL || backprop_wrt_max == NULL))
-        return CFQ_ENULL;
-    if ((k = cfq_exec_kernels(exec, &rc)) == NULL)
-        return rc;
-    cfq_fpenv_enter(&env);
-    if (inner == 1) {
-        cfq_pc_params pp;
-        cfq_pc_sums acc;
-        for (c = 0; c < channels; c += CFQ_PC_BLOCK) {
-            const size_t m = channels - c < CFQ_PC_BLOCK ? channels - c : CFQ_PC_BLOCK;
-            cfq_pc_block_make(min, max, c, m, num_bits, narrow_range, &pp);
-            memset(&acc, 0, sizeof acc);
-            if (outer > 0)
-                k->pc_grad(gradients + c, inputs + c, outer, channels, m, &pp,
-                           backprops_wrt_input + c, &acc);
-            for (j = 0; j < m; j++) {
-                const cfq_sum below = {acc.below_s[j], acc.below_c[j]};
-                const cfq_sum above = {acc.above_s[j], acc.above_c[j]};
-                backprop_wrt_min[c + j] = pp.keep[j] ? cfq_sum_result(&below) : 0.0f;
-                backprop_wrt_max[c + j] = pp.keep[j] ? cfq_sum_result(&above) : 0.0f;
-            }
-        }
-    } else {
-        for (c = 0; c < channels; c++) {
-            cfq_params p;
-            cfq_sum below = {0.0, 0.0}, above = {0.0, 0.0};
-            cfq_params_make(min[c], max[c], num_bits, narrow_range, &p);
-            for (o = 0; o < outer; o++) {
-                const size_t at = (o * channels + c) * inner;
-                size_t off;
-                if (p.passthrough) {
-                    if (backprops_wrt_input != gradients)
-                        memmove(backprops_wrt_input + at, gradients + at, inner * sizeof(float));
-                    continue;
-                }
-                for (off = 0; off < inner; off += CFQ_CHUNK) {
-                    const size_t m = inner - off < CFQ_CHUNK ? inner - off : CFQ_CHUNK;
-                    double sums[2];
-                    k->vars_grad(gradients + at + off, inputs + at + off, m, &p,
-                                 backprops_wrt_input + at + off, sums);
-                    cfq_neumaier_add(&below.s, &below.c, sums[0]);
-                    cfq_neumaier_add(&above.s, &above.c, sums[1]);
-                }
-            }
-            backprop_wrt_min[c] = cfq_sum_result(&below);
-            backprop_wrt_max[c] = cfq_sum_result(&above);
-        }
-    }
-    cfq_fpenv_leave(&env);
-    return CFQ_OK;
-}

@@ -89,6 +89,16 @@ typedef void (*cfq_pc_forward_fn)(const float *x, size_t rows, size_t stride, si
 typedef void (*cfq_pc_grad_fn)(const float *g, const float *x, size_t rows, size_t stride,
                                size_t m, const cfq_pc_params *pp, float *dx, cfq_pc_sums *acc);
 
+/* The forward op with region codes (CFQ_REGION_* in cfq.h), one byte per
+ * element, for the region-code gradient. */
+typedef void (*cfq_region_forward_fn)(const float *x, size_t n, const cfq_params *p,
+                                      float *out, unsigned char *region);
+/* A chunk kernel of the region-code gradient (n <= CFQ_CHUNK): the same
+ * bits as cfq_vars_grad_fn on the inputs that made the codes.  Returns
+ * nonzero if it met a byte that is not a region code. */
+typedef int (*cfq_region_grad_fn)(const float *g, const unsigned char *region, size_t n,
+                                  const cfq_params *p, float *dx, double sums[2]);
+
 typedef struct cfq_kernels {
     const char *name;
     cfq_vars_grad_fn vars_grad;
@@ -97,6 +107,8 @@ typedef struct cfq_kernels {
     cfq_mask_grad_fn mask_grad;
     cfq_pc_forward_fn pc_forward;
     cfq_pc_grad_fn pc_grad;
+    cfq_region_forward_fn region_forward;
+    cfq_region_grad_fn region_grad;
 } cfq_kernels;
 
 /* One table per ISA file; a file compiled for another target leaves its
@@ -115,15 +127,35 @@ CFQ_HIDDEN const cfq_kernels *cfq_resolve(const cfq_exec *exec, int *err);
 CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients,
                                  const float *inputs, size_t n, float min, float max,
                                  int num_bits, int narrow_range, float *backprops_wrt_input,
-                                 float *backprop_wrt_min, float *backprop_wrt_max);
+                                 float *backprop_wrt_min, float *backprop_wrt_max, int threads);
+
+/* A compensated sum of chunk or lane totals. */
+typedef struct cfq_sum {
+    double s, c;
+} cfq_sum;
+/* The float a compensated sum rounds to; NaN is always 0x7fc00000. */
+CFQ_HIDDEN float cfq_sum_result(const cfq_sum *sum);
+/* The kernel table for a call, after checking exec (NULL: active, 1 thread). */
+CFQ_HIDDEN const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc);
+/* outer * channels * inner, or CFQ_ESHAPE if it overflows. */
+CFQ_HIDDEN int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total);
 
 /* TF's nudge into *p, after the checks every op shares (num_bits, finite
  * min/max); must run inside cfq_fpenv_enter(). */
 CFQ_HIDDEN int cfq_params_check_make(float min, float max, int num_bits, int narrow_range,
                                      cfq_params *p);
+/* TF's nudge into *p without checks (for values already checked). */
+CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_range,
+                                cfq_params *p);
 /* Parameters of channels [c0, c0 + m), m <= CFQ_PC_BLOCK, already checked. */
 CFQ_HIDDEN void cfq_pc_block_make(const float *min, const float *max, size_t c0, size_t m,
                                   int num_bits, int narrow_range, cfq_pc_params *pp);
+
+/* Runs fn(ctx, 0..tasks-1) on up to `threads` threads, the caller
+ * included, each inside cfq_fpenv_enter(); returns when all are done.  Tasks
+ * must not depend on which thread runs them. */
+typedef void (*cfq_task_fn)(void *ctx, size_t task);
+CFQ_HIDDEN void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx);
 
 /* The FP environment TF runs its kernels in: flush-to-zero and
  * denormals-are-zero, round to nearest, exceptions masked. */
@@ -266,6 +298,56 @@ static inline void cfq_pc_grad_row(const float *g, const float *x, size_t j, siz
         cfq_neumaier_add(&acc->above_s[j], &acc->above_c[j],
                          (double)(gj * ((xj > hi) ? pp->one : pp->zero)));
     }
+}
+
+/* The region code of one input: bit 0 below nudged_min, bit 1 above
+ * nudged_max (both only when nudged_min > nudged_max), 4 when no comparison
+ * holds (a NaN), 0 inside. */
+static inline unsigned char cfq_region_of(float x, float lo, float hi)
+{
+    if (x >= lo && x <= hi)
+        return CFQ_REGION_INSIDE;
+    if (x < lo || x > hi)
+        return (unsigned char)((x < lo ? CFQ_REGION_BELOW : 0) | (x > hi ? CFQ_REGION_ABOVE : 0));
+    return CFQ_REGION_NONE;
+}
+
+static inline void cfq_region_forward_range(const float *x, size_t i, size_t n,
+                                            const cfq_params *p, float *out,
+                                            unsigned char *region)
+{
+    for (; i < n; i++) {
+        const float xi = x[i];
+        region[i] = cfq_region_of(xi, p->nudged_min, p->nudged_max);
+        out[i] = cfq_forward_div_one(xi, p);
+    }
+}
+
+/* Elements [i, n) of the region-code gradient: the masks of
+ * cfq_vars_grad_range() read from the codes.  Returns nonzero on a byte that
+ * is no region code.  Only p->one and p->zero are used. */
+static inline int cfq_region_grad_range(const float *g, const unsigned char *region,
+                                        size_t i, size_t n, const cfq_params *p, float *dx,
+                                        cfq_lanes *below, cfq_lanes *above)
+{
+    const float one = p->one, zero = p->zero;
+    int bad = 0;
+    for (; i < n; i++) {
+        const float gi = g[i];
+        const unsigned code = region[i];
+        const int l = (int)(i % CFQ_LANES);
+        if (code == CFQ_REGION_PASS) {
+            dx[i] = gi; /* min == max == 0: TF copies the gradient */
+            continue;
+        }
+        bad |= code > CFQ_REGION_NONE;
+        dx[i] = gi * (code == CFQ_REGION_INSIDE ? one : zero);
+        cfq_neumaier_add(&below->s[l], &below->c[l],
+                         (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
+        cfq_neumaier_add(&above->s[l], &above->c[l],
+                         (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
+    }
+    return bad;
 }
 
 #endif /* CFQ_INTERNAL_H */

@@ -204,6 +204,91 @@ static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, siz
     }
 }
 
+/* Region codes of 4 inputs as 32-bit lanes (see cfq_region_of). */
+static inline uint32x4_t cfq_region_codes_neon(float32x4_t vx, float32x4_t lo, float32x4_t hi)
+{
+    const uint32x4_t is_below = vcltq_f32(vx, lo), is_above = vcgtq_f32(vx, hi);
+    const uint32x4_t inside = vandq_u32(vcgeq_f32(vx, lo), vcleq_f32(vx, hi));
+    const uint32x4_t none = vmvnq_u32(vorrq_u32(inside, vorrq_u32(is_below, is_above)));
+    return vorrq_u32(vorrq_u32(vandq_u32(is_below, vdupq_n_u32(CFQ_REGION_BELOW)),
+                               vandq_u32(is_above, vdupq_n_u32(CFQ_REGION_ABOVE))),
+                     vandq_u32(none, vdupq_n_u32(CFQ_REGION_NONE)));
+}
+
+static void cfq_fq_vars_region_neon(const float *x, size_t n, const cfq_params *p,
+                                    float *out, unsigned char *region)
+{
+    const float32x4_t lo = vdupq_n_f32(p->nudged_min), hi = vdupq_n_f32(p->nudged_max);
+    const float32x4_t scale = vdupq_n_f32(p->scale), quant_zero = vdupq_n_f32(p->quant_zero);
+    const float32x4_t half = vdupq_n_f32(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float32x4_t x0 = vld1q_f32(x + i), x1 = vld1q_f32(x + i + 4);
+        const uint16x8_t codes = vcombine_u16(vmovn_u32(cfq_region_codes_neon(x0, lo, hi)),
+                                              vmovn_u32(cfq_region_codes_neon(x1, lo, hi)));
+        const float32x4_t q0 = vaddq_f32(vsubq_f32(vdivq_f32(vsubq_f32(cfq_clamp_neon(x0, lo, hi), lo), scale),
+                                                   quant_zero), half);
+        const float32x4_t q1 = vaddq_f32(vsubq_f32(vdivq_f32(vsubq_f32(cfq_clamp_neon(x1, lo, hi), lo), scale),
+                                                   quant_zero), half);
+        vst1_u8(region + i, vmovn_u16(codes));
+        vst1q_f32(out + i, vmulq_f32(vrndmq_f32(q0), scale));
+        vst1q_f32(out + i + 4, vmulq_f32(vrndmq_f32(q1), scale));
+    }
+    cfq_region_forward_range(x, i, n, p, out, region);
+}
+
+static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, size_t n,
+                                   const cfq_params *p, float *dx, double sums[2])
+{
+    const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    const uint32x4_t below_bit = vdupq_n_u32(CFQ_REGION_BELOW), above_bit = vdupq_n_u32(CFQ_REGION_ABOVE);
+    float64x2_t below_acc[8], above_acc[8];
+    uint32x4_t bad = vdupq_n_u32(0);
+    cfq_lanes below, above;
+    size_t i = 0;
+    int k, bad_tail;
+
+    for (k = 0; k < 8; k++) {
+        below_acc[k] = vdupq_n_f64(0.0);
+        above_acc[k] = vdupq_n_f64(0.0);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const uint16x8_t codes16 = vmovl_u8(vld1_u8(region + i));
+        const uint32x4_t c0 = vmovl_u16(vget_low_u16(codes16)), c1 = vmovl_u16(vget_high_u16(codes16));
+        const float32x4_t g0 = vld1q_f32(g + i), g1 = vld1q_f32(g + i + 4);
+        const uint32x4_t in0 = vceqq_u32(c0, vdupq_n_u32(0)), in1 = vceqq_u32(c1, vdupq_n_u32(0));
+        const uint32x4_t nf0 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g0), exp_mask), exp_mask);
+        const uint32x4_t nf1 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g1), exp_mask), exp_mask);
+        float32x4_t d0 = vmulq_f32(g0, cfq_mask_to_one(in0)), d1 = vmulq_f32(g1, cfq_mask_to_one(in1));
+        /* Rare step: something outside, a non-finite g, a pass-through or a
+         * bad byte. */
+        if (vminvq_u32(vandq_u32(vbicq_u32(in0, nf0), vbicq_u32(in1, nf1))) != 0xffffffffu) {
+            const uint32x4_t pass0 = vceqq_u32(c0, vdupq_n_u32(CFQ_REGION_PASS));
+            const uint32x4_t pass1 = vceqq_u32(c1, vdupq_n_u32(CFQ_REGION_PASS));
+            const uint32x4_t b0 = vtstq_u32(c0, below_bit), b1 = vtstq_u32(c1, below_bit);
+            const uint32x4_t a0 = vtstq_u32(c0, above_bit), a1 = vtstq_u32(c1, above_bit);
+            bad = vorrq_u32(bad, vbicq_u32(vcgtq_u32(c0, vdupq_n_u32(CFQ_REGION_NONE)), pass0));
+            bad = vorrq_u32(bad, vbicq_u32(vcgtq_u32(c1, vdupq_n_u32(CFQ_REGION_NONE)), pass1));
+            d0 = vbslq_f32(pass0, g0, d0);
+            d1 = vbslq_f32(pass1, g1, d1);
+            cfq_lanes_add8_neon(below_acc,
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(b0, pass0)))), pass0)),
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(b1, pass1)))), pass1)));
+            cfq_lanes_add8_neon(above_acc,
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(a0, pass0)))), pass0)),
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(a1, pass1)))), pass1)));
+        }
+        vst1q_f32(dx + i, d0);
+        vst1q_f32(dx + i + 4, d1);
+    }
+    cfq_lanes_store_neon(&below, below_acc);
+    cfq_lanes_store_neon(&above, above_acc);
+    bad_tail = cfq_region_grad_range(g, region, i, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+    return bad_tail | (vmaxvq_u32(bad) != 0);
+}
+
 const cfq_kernels cfq_kernels_neon = {
     "neon",
     cfq_fq_vars_grad_neon,
@@ -212,10 +297,12 @@ const cfq_kernels cfq_kernels_neon = {
     cfq_fq_mask_grad_neon,
     cfq_fq_pc_neon,
     cfq_fq_pc_grad_neon,
+    cfq_fq_vars_region_neon,
+    cfq_fq_region_grad_neon,
 };
 
 #else /* not AArch64 */
 
-const cfq_kernels cfq_kernels_neon = {"neon", NULL, NULL, NULL, NULL, NULL, NULL};
+const cfq_kernels cfq_kernels_neon = {"neon", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 #endif

@@ -49,6 +49,25 @@ static void cfq_fq_pc_grad_scalar(const float *g, const float *x, size_t rows, s
         cfq_pc_grad_row(g + r * stride, x + r * stride, 0, m, pp, dx + r * stride, acc);
 }
 
+static void cfq_fq_vars_region_scalar(const float *x, size_t n, const cfq_params *p,
+                                      float *out, unsigned char *region)
+{
+    cfq_region_forward_range(x, 0, n, p, out, region);
+}
+
+static int cfq_fq_region_grad_scalar(const float *g, const unsigned char *region, size_t n,
+                                     const cfq_params *p, float *dx, double sums[2])
+{
+    cfq_lanes below, above;
+    int bad;
+    cfq_lanes_zero(&below);
+    cfq_lanes_zero(&above);
+    bad = cfq_region_grad_range(g, region, 0, n, p, dx, &below, &above);
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+    return bad;
+}
+
 const cfq_kernels cfq_kernels_scalar = {
     "scalar",
     cfq_fq_vars_grad_scalar,
@@ -57,4 +76,6 @@ const cfq_kernels cfq_kernels_scalar = {
     cfq_fq_mask_grad_scalar,
     cfq_fq_pc_scalar,
     cfq_fq_pc_grad_scalar,
+    cfq_fq_vars_region_scalar,
+    cfq_fq_region_grad_scalar,
 };

@@ -173,7 +173,7 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
             mag += fabs((double)g[i]);
     }
     rc = cfq_vars_grad_run(&cfq_kernels_scalar, g, x, n, q.min, q.max, q.num_bits, q.narrow,
-                           ref, &rmin, &rmax);
+                           ref, &rmin, &rmax, 1);
     CHECK(rc == CFQ_OK, "scalar rc %d", rc);
 
     model_vars_grad(g, x, n, q, model, &smin, &smax);
@@ -188,7 +188,7 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
         if (!table_runs(isa))
             continue;
         rc = cfq_vars_grad_run(table_of(isa), g, x, n, q.min, q.max, q.num_bits, q.narrow,
-                               got, &gmin, &gmax);
+                               got, &gmin, &gmax, 1);
         CHECK(rc == CFQ_OK, "%s rc %d", cfq_isa_name(isa), rc);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s dx differs, n=%zu", cfq_isa_name(isa), n);
         CHECK(bits_of(gmin) == bits_of(rmin) && bits_of(gmax) == bits_of(rmax),
@@ -197,12 +197,12 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
         /* In place, over the gradients and over the inputs. */
         memcpy(inplace, g, n * sizeof(float));
         cfq_vars_grad_run(table_of(isa), inplace, x, n, q.min, q.max, q.num_bits, q.narrow,
-                          inplace, &gmin, &gmax);
+                          inplace, &gmin, &gmax, 1);
         CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmin) == bits_of(rmin),
               "%s in place over gradients differs, n=%zu", cfq_isa_name(isa), n);
         memcpy(inplace, x, n * sizeof(float));
         cfq_vars_grad_run(table_of(isa), g, inplace, n, q.min, q.max, q.num_bits, q.narrow,
-                          inplace, &gmin, &gmax);
+                          inplace, &gmin, &gmax, 1);
         CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmax) == bits_of(rmax),
               "%s in place over inputs differs, n=%zu", cfq_isa_name(isa), n);
     }
@@ -470,6 +470,120 @@ static void test_family_api(void)
           "pc size overflow");
 }
 
+static int same_double(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Region codes: the forward op writes the vars op's bits, and the gradient
+ * from the codes gives vars_grad's bits, on every table. */
+static void test_region_case(size_t n, qcase q)
+{
+    float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
+    float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
+    unsigned char *codes = malloc(n + 1);
+    double ref_sums[2], got_sums[2];
+    cfq_params p;
+    cfq_fpenv env;
+    size_t i;
+    int isa, bad;
+
+    cfq_fpenv_enter(&env);
+    if (cfq_params_check_make(q.min, q.max, q.num_bits, q.narrow, &p) != CFQ_OK || p.passthrough) {
+        cfq_fpenv_leave(&env);
+        free(x); free(g); free(ref); free(got); free(codes);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        x[i] = pick_input(p.nudged_min, p.nudged_max);
+        g[i] = pick_gradient(i % 5 == 0);
+    }
+    for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+        const cfq_kernels *k = table_of(isa);
+        if (!table_runs(isa))
+            continue;
+        cfq_kernels_scalar.vars_forward(x, n, &p, ref);
+        k->region_forward(x, n, &p, got, codes);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s region forward differs n=%zu",
+              cfq_isa_name(isa), n);
+        for (i = 0; i < n && codes[i] == cfq_region_of(x[i], p.nudged_min, p.nudged_max); i++)
+            ;
+        CHECK(i == n, "%s region code differs n=%zu i=%zu", cfq_isa_name(isa), n, i);
+        cfq_kernels_scalar.vars_grad(g, x, n, &p, ref, ref_sums);
+        bad = k->region_grad(g, codes, n, &p, got, got_sums);
+        for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+            ;
+        /* NaN sums may differ in sign or payload here: the entry points
+         * return one canonical NaN. */
+        CHECK(!bad && i == n && same_double(got_sums[0], ref_sums[0]) &&
+                  same_double(got_sums[1], ref_sums[1]),
+              "%s region grad differs n=%zu bad=%d i=%zu sums %a/%a vs %a/%a", cfq_isa_name(isa), n,
+              bad, i, got_sums[0], got_sums[1], ref_sums[0], ref_sums[1]);
+        if (n > 0) {
+            codes[n / 2] = 5;
+            CHECK(k->region_grad(g, codes, n, &p, got, got_sums) != 0, "%s bad code unseen n=%zu",
+                  cfq_isa_name(isa), n);
+            codes[n / 2] = CFQ_REGION_PASS;
+            k->region_grad(g, codes, n, &p, got, got_sums);
+            CHECK(bits_of(got[n / 2]) == bits_of(g[n / 2]), "%s pass code n=%zu", cfq_isa_name(isa), n);
+        }
+    }
+    cfq_fpenv_leave(&env);
+    free(x); free(g); free(ref); free(got); free(codes);
+}
+
+/* Threads: identical bits for 1, 2, 3 and 7 threads, wide dynamic range. */
+static void test_threads(void)
+{
+    const size_t n = 1000003;
+    const int counts[] = {2, 3, 7};
+    float *g = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
+    float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    float mins[5] = {-1, -2, 0, -0.5f, -3}, maxs[5] = {1, 2, 0, 0.5f, 3};
+    float rmin[5], rmax[5], gmin[5], gmax[5];
+    unsigned char *codes = malloc(n), *codes2 = malloc(n);
+    size_t i;
+    int t;
+    for (i = 0; i < n; i++) {
+        g[i] = rng_uniform(-1.0f, 1.0f) * powf(10.0f, rng_uniform(-30.0f, 30.0f));
+        x[i] = rng_uniform(-3.0f, 3.0f);
+    }
+    cfq_fq_vars_grad(g, x, n, -1.0f, 1.0f, 8, 0, ref, &rmin[0], &rmax[0], NULL);
+    cfq_fq_vars_and_region(x, n, -1.0f, 1.0f, 8, 0, got, codes, NULL);
+    for (t = 0; t < 3; t++) {
+        cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
+        cfq_fq_vars_grad(g, x, n, -1.0f, 1.0f, 8, 0, got, &gmin[0], &gmax[0], &ex);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && bits_of(gmin[0]) == bits_of(rmin[0]) &&
+                  bits_of(gmax[0]) == bits_of(rmax[0]),
+              "vars_grad with %d threads differs", counts[t]);
+        cfq_fq_vars_and_region(x, n, -1.0f, 1.0f, 8, 0, got, codes2, &ex);
+        CHECK(memcmp(codes, codes2, n) == 0, "region codes with %d threads differ", counts[t]);
+        cfq_fq_region_grad(g, codes2, n, got, &gmin[1], &gmax[1], &ex);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && bits_of(gmin[1]) == bits_of(rmin[0]) &&
+                  bits_of(gmax[1]) == bits_of(rmax[0]),
+              "region grad with %d threads differs", counts[t]);
+    }
+    /* Per channel, channels last (5) and channels first ([5, n / 5]). */
+    cfq_fq_per_channel_grad(g, x, n / 5, 5, 1, mins, maxs, 8, 0, ref, rmin, rmax, NULL);
+    for (t = 0; t < 3; t++) {
+        cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
+        cfq_fq_per_channel_grad(g, x, n / 5, 5, 1, mins, maxs, 8, 0, got, gmin, gmax, &ex);
+        CHECK(memcmp(got, ref, (n / 5) * 5 * sizeof(float)) == 0 && memcmp(gmin, rmin, sizeof gmin) == 0 &&
+                  memcmp(gmax, rmax, sizeof gmax) == 0,
+              "per-channel grad with %d threads differs", counts[t]);
+    }
+    cfq_fq_per_channel_grad(g, x, 1, 5, n / 5, mins, maxs, 8, 0, ref, rmin, rmax, NULL);
+    for (t = 0; t < 3; t++) {
+        cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
+        cfq_fq_per_channel_grad(g, x, 1, 5, n / 5, mins, maxs, 8, 0, got, gmin, gmax, &ex);
+        CHECK(memcmp(got, ref, (n / 5) * 5 * sizeof(float)) == 0 && memcmp(gmin, rmin, sizeof gmin) == 0,
+              "channels-first grad with %d threads differs", counts[t]);
+    }
+    codes[17] = 200;
+    CHECK(cfq_fq_region_grad(g, codes, n, got, gmin, gmax, NULL) == CFQ_EREGION, "bad region code");
+    free(g); free(x); free(ref); free(got); free(codes); free(codes2);
+}
+
 int main(void)
 {
     int isa;
@@ -486,6 +600,18 @@ int main(void)
     test_sizes_and_ranges();
     test_family();
     test_family_api();
+    {
+        size_t n;
+        for (n = 0; n <= 70; n++) {
+            qcase a = {-1.3f, 2.2f, 2 + (int)(n % 15), (int)(n & 1)}, b = {1.0f, -1.0f, 8, 0};
+            qcase c = {-3e38f, 3e38f, 8, 0};
+            test_region_case(n, a);
+            test_region_case(n, b);
+            test_region_case(n, c);
+        }
+        test_region_case(CFQ_CHUNK, (qcase){-0.7f, 0.7f, 8, 0});
+    }
+    test_threads();
     printf("%ld passed, %ld failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,175 @@
+/*
+ * cfq_threads.c -- a small persistent thread pool for the elementwise ops.
+ *
+ * A call splits its work into tasks and runs them on up to `threads`
+ * threads (the caller included).  Results never depend on how tasks land on
+ * threads: tasks write disjoint outputs, and sums are kept per fixed-size
+ * chunk and combined in chunk order by the caller.  One job runs at a time;
+ * a call that finds the pool busy runs its tasks on its own thread.
+ */
+#include <stdlib.h>
+
+#include "cfq_internal.h"
+
+#if defined(_WIN32)
+#include <windows.h>
+typedef SRWLOCK cfq_mutex;
+typedef CONDITION_VARIABLE cfq_cond;
+#define CFQ_MUTEX_INIT SRWLOCK_INIT
+#define CFQ_COND_INIT CONDITION_VARIABLE_INIT
+static void cfq_lock(cfq_mutex *m) { AcquireSRWLockExclusive(m); }
+static void cfq_unlock(cfq_mutex *m) { ReleaseSRWLockExclusive(m); }
+static int cfq_trylock(cfq_mutex *m) { return TryAcquireSRWLockExclusive(m) != 0; }
+static void cfq_wait(cfq_cond *c, cfq_mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void cfq_signal_all(cfq_cond *c) { WakeAllConditionVariable(c); }
+#else
+#include <pthread.h>
+typedef pthread_mutex_t cfq_mutex;
+typedef pthread_cond_t cfq_cond;
+#define CFQ_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
+#define CFQ_COND_INIT PTHREAD_COND_INITIALIZER
+static void cfq_lock(cfq_mutex *m) { pthread_mutex_lock(m); }
+static void cfq_unlock(cfq_mutex *m) { pthread_mutex_unlock(m); }
+static void cfq_pool_reset_after_fork(void);
+static int cfq_trylock(cfq_mutex *m) { return pthread_mutex_trylock(m) == 0; }
+static void cfq_wait(cfq_cond *c, cfq_mutex *m) { pthread_cond_wait(c, m); }
+static void cfq_signal_all(cfq_cond *c) { pthread_cond_broadcast(c); }
+#endif
+
+/* Held by the one caller whose job is in the pool. */
+static cfq_mutex cfq_job_lock = CFQ_MUTEX_INIT;
+
+/* Everything below is guarded by cfq_pool_lock. */
+static cfq_mutex cfq_pool_lock = CFQ_MUTEX_INIT;
+static cfq_cond cfq_work_ready = CFQ_COND_INIT;
+static cfq_cond cfq_work_done = CFQ_COND_INIT;
+static int cfq_workers;            /* threads started so far */
+static unsigned long cfq_job_id;   /* bumped for every job */
+static int cfq_job_helpers;        /* workers 0..cfq_job_helpers-1 take part */
+static int cfq_job_pending;        /* helpers that have not finished the job */
+static cfq_task_fn cfq_job_fn;
+static void *cfq_job_ctx;
+static size_t cfq_job_tasks, cfq_job_next;
+
+/* Runs tasks until none is left; called with the pool lock held. */
+static void cfq_take_tasks(void)
+{
+    while (cfq_job_next < cfq_job_tasks) {
+        const size_t task = cfq_job_next++;
+        cfq_task_fn fn = cfq_job_fn;
+        void *ctx = cfq_job_ctx;
+        cfq_unlock(&cfq_pool_lock);
+        fn(ctx, task);
+        cfq_lock(&cfq_pool_lock);
+    }
+}
+
+/* A worker starts with seen = 0 < cfq_job_id, so it joins the job it was
+ * started for. */
+static void cfq_worker_loop(int index)
+{
+    unsigned long seen = 0;
+    cfq_lock(&cfq_pool_lock);
+    for (;;) {
+        while (cfq_job_id == seen)
+            cfq_wait(&cfq_work_ready, &cfq_pool_lock);
+        seen = cfq_job_id;
+        if (index >= cfq_job_helpers)
+            continue;
+        /* Each worker runs the FP environment the kernels need. */
+        {
+            cfq_fpenv env;
+            cfq_fpenv_enter(&env);
+            cfq_take_tasks();
+            cfq_fpenv_leave(&env);
+        }
+        if (--cfq_job_pending == 0)
+            cfq_signal_all(&cfq_work_done);
+    }
+}
+
+#if defined(_WIN32)
+static DWORD WINAPI cfq_worker_main(LPVOID arg)
+{
+    cfq_worker_loop((int)(size_t)arg);
+    return 0;
+}
+static int cfq_start_worker(int index)
+{
+    HANDLE h = CreateThread(NULL, 0, cfq_worker_main, (LPVOID)(size_t)index, 0, NULL);
+    if (h == NULL)
+        return 0;
+    CloseHandle(h);
+    return 1;
+}
+#else
+static void *cfq_worker_main(void *arg)
+{
+    cfq_worker_loop((int)(size_t)arg);
+    return NULL;
+}
+static int cfq_start_worker(int index)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    int ok;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&t, &attr, cfq_worker_main, (void *)(size_t)index) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+#endif
+
+#if !defined(_WIN32)
+/* A forked child has none of the parent's workers: start from scratch. */
+static void cfq_pool_reset_after_fork(void)
+{
+    pthread_mutex_init(&cfq_job_lock, NULL);
+    pthread_mutex_init(&cfq_pool_lock, NULL);
+    pthread_cond_init(&cfq_work_ready, NULL);
+    pthread_cond_init(&cfq_work_done, NULL);
+    cfq_workers = 0;
+    cfq_job_pending = 0;
+}
+static pthread_once_t cfq_atfork_once = PTHREAD_ONCE_INIT;
+static void cfq_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, cfq_pool_reset_after_fork);
+}
+#endif
+
+void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
+{
+    size_t t;
+    int helpers = threads - 1;
+
+    if ((size_t)helpers > tasks - (tasks > 0))
+        helpers = (int)(tasks > 0 ? tasks - 1 : 0);
+    if (helpers <= 0 || !cfq_trylock(&cfq_job_lock)) {
+        for (t = 0; t < tasks; t++)
+            fn(ctx, t);
+        return;
+    }
+#if !defined(_WIN32)
+    pthread_once(&cfq_atfork_once, cfq_register_atfork);
+#endif
+    cfq_lock(&cfq_pool_lock);
+    while (cfq_workers < helpers && cfq_start_worker(cfq_workers))
+        cfq_workers++;
+    if (helpers > cfq_workers)
+        helpers = cfq_workers; /* could not start more: fewer helpers */
+    cfq_job_fn = fn;
+    cfq_job_ctx = ctx;
+    cfq_job_tasks = tasks;
+    cfq_job_next = 0;
+    cfq_job_helpers = helpers;
+    cfq_job_pending = helpers;
+    cfq_job_id++;
+    cfq_signal_all(&cfq_work_ready);
+    cfq_take_tasks();
+    while (cfq_job_pending > 0)
+        cfq_wait(&cfq_work_done, &cfq_pool_lock);
+    cfq_unlock(&cfq_pool_lock);
+    cfq_unlock(&cfq_job_lock);
+}
