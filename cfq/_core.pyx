@@ -7,6 +7,7 @@ as a guard: every error a user can cause is caught here first, with a
 message that names the argument.
 """
 from collections import namedtuple
+import os
 import warnings
 
 import numpy as np
@@ -195,7 +196,8 @@ cdef cnp.ndarray _out_target(object out, cnp.ndarray like, tuple inputs):
         raise ValueError("out is read-only")
     if _is_f32_ready(o):
         for src in inputs:
-            if _same_buffer(o, src) and cnp.PyArray_IS_C_CONTIGUOUS(src):
+            if (_same_buffer(o, src) and cnp.PyArray_IS_C_CONTIGUOUS(src)
+                    and cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32):
                 continue
             if np.may_share_memory(o, src):
                 break
@@ -227,8 +229,25 @@ cdef int _as_threads(object threads, Py_ssize_t n) except -1:
     return <int>(threads if threads < CFQ_MAX_THREADS else CFQ_MAX_THREADS)
 
 
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# threads=None: one thread below AUTO_THREADS_MIN elements (the hand-off to a
+# second thread costs more than it saves), then one thread per
+# AUTO_ELEMENTS_PER_THREAD elements, up to the CPUs this process may use.
+AUTO_THREADS_MIN = 1 << 18
+AUTO_ELEMENTS_PER_THREAD = 1 << 17
+cdef int _cpus = _usable_cpus()
+
+
 cdef int _auto_threads(Py_ssize_t n):
-    return 1
+    if n < AUTO_THREADS_MIN or _cpus <= 1:
+        return 1
+    return <int>min(_cpus, n // AUTO_ELEMENTS_PER_THREAD, CFQ_MAX_THREADS)
 
 
 cdef cfq_exec _exec(object isa, object threads, Py_ssize_t n) except *:
@@ -455,6 +474,65 @@ def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, ma
         _raise_for(rc)
     return tuple.__new__(FakeQuantWithMinMaxVarsPerChannelGradient,
                          (_finish_out(out, dx), dmin, dmax))
+
+
+def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow_range=False,
+                                            name=None, *, out=None, threads=None, isa=None):
+    """fake_quant_with_min_max_vars that also returns each element's region:
+    ``(outputs, region)``, region a uint8 array of the inputs' shape with
+    0 inside [nudged_min, nudged_max], 1 below, 2 above (3 = both, only when
+    nudged_min > nudged_max), 4 none (a NaN input), 8 pass-through
+    (min == max == 0).  Keep the region instead of the inputs: the backward
+    pass ``fake_quant_region_gradient(gradients, region)`` then reads 1 byte
+    per element instead of 4 and gives the same bits."""
+    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
+    cdef float fmin = _as_f32_scalar(min, "min")
+    cdef float fmax = _as_f32_scalar(max, "max")
+    cdef int bits = _as_num_bits(num_bits)
+    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
+    cdef cfq_exec ex = _exec(isa, threads, n)
+    cdef cnp.ndarray dst = _out_target(out, x, (x,))
+    cdef cnp.ndarray region = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), cnp.NPY_UINT8, 0)
+    cdef const float *px = _cptr(x)
+    cdef float *pout = _ptr(dst)
+    cdef unsigned char *pr = <unsigned char *>cnp.PyArray_DATA(region)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_vars_and_region(px, n, fmin, fmax, bits, narrow, pout, pr, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return _finish_out(out, dst), region
+
+
+def fake_quant_region_gradient(gradients, region, *, out=None, threads=None, isa=None):
+    """The vars gradient from region codes (see
+    fake_quant_with_min_max_vars_and_region): bit-identical to
+    ``fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, ...)``
+    on the inputs and min/max that made the codes."""
+    cdef cnp.ndarray g = _as_f32_array(gradients, "gradients")
+    cdef cnp.ndarray r
+    if not isinstance(region, np.ndarray) or region.dtype != np.uint8:
+        raise TypeError("region must be the uint8 array returned by "
+                        f"fake_quant_with_min_max_vars_and_region, got {type(region).__name__}"
+                        + (f" of dtype {region.dtype}" if isinstance(region, np.ndarray) else ""))
+    r = np.ascontiguousarray(region)
+    if not _same_shape(g, r):
+        raise ValueError(f"gradients and region must have the same shape, got {_shape(g)} and {_shape(r)}")
+    cdef size_t n = <size_t>cnp.PyArray_SIZE(g)
+    cdef cfq_exec ex = _exec(isa, threads, n)
+    cdef cnp.ndarray dx = _out_target(out, g, (g, r))
+    cdef float dmin = 0.0, dmax = 0.0
+    cdef const float *pg = _cptr(g)
+    cdef const unsigned char *pr = <const unsigned char *>cnp.PyArray_DATA(r)
+    cdef float *pdx = _ptr(dx)
+    cdef int rc
+    with nogil:
+        rc = cfq_fq_region_grad(pg, pr, n, pdx, &dmin, &dmax, &ex)
+    if rc != CFQ_OK:
+        _raise_for(rc)
+    return tuple.__new__(FakeQuantWithMinMaxVarsGradient,
+                         (_finish_out(out, dx), _f32_scalar_array(dmin), _f32_scalar_array(dmax)))
 
 
 def nudge(min, max, num_bits=8, narrow_range=False):

@@ -19,6 +19,13 @@ cdef extern from "cfq.h" nogil:
     int CFQ_ETHREADS
     int CFQ_ENOMEM
     int CFQ_ESHAPE
+    int CFQ_EREGION
+
+    int CFQ_REGION_INSIDE
+    int CFQ_REGION_BELOW
+    int CFQ_REGION_ABOVE
+    int CFQ_REGION_NONE
+    int CFQ_REGION_PASS
 
     int CFQ_ISA_AUTO
     int CFQ_ISA_SCALAR
@@ -63,3 +70,10 @@ cdef extern from "cfq.h" nogil:
                                 int num_bits, int narrow_range, float *backprops_wrt_input,
                                 float *backprop_wrt_min, float *backprop_wrt_max,
                                 const cfq_exec *exec)
+
+    int cfq_fq_vars_and_region(const float *inputs, size_t n, float min, float max,
+                               int num_bits, int narrow_range, float *outputs,
+                               unsigned char *region, const cfq_exec *exec)
+    int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size_t n,
+                           float *backprops_wrt_input, float *backprop_wrt_min,
+                           float *backprop_wrt_max, const cfq_exec *exec)
