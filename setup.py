@@ -73,6 +73,8 @@ extensions = [
         "cfq._core",
         ["cfq/_core.pyx"],
         include_dirs=["src", numpy.get_include()],
+        # The core's files too, so editing them relinks the extension.
+        depends=CORE_SOURCES + ["src/cfq.h", "src/cfq_internal.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         libraries=[] if os.name == "nt" else ["m"],
     )

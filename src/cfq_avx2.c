@@ -7,33 +7,17 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 
-/* cfq_neumaier_add() on 4 lanes at once. */
-static inline void cfq_neumaier_add_avx2(__m256d *s, __m256d *c, __m256d v)
+/* 8 float terms, as doubles, into lanes 0-3 (acc[0]) and 4-7 (acc[1]). */
+static inline void cfq_lanes_add8_avx2(__m256d acc[2], __m256 terms)
 {
-    const __m256d abs_mask =
-        _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-    const __m256d t = _mm256_add_pd(*s, v);
-    const __m256d if_s_big = _mm256_add_pd(_mm256_sub_pd(*s, t), v);
-    const __m256d if_v_big = _mm256_add_pd(_mm256_sub_pd(v, t), *s);
-    const __m256d s_big = _mm256_cmp_pd(_mm256_and_pd(*s, abs_mask),
-                                        _mm256_and_pd(v, abs_mask), _CMP_GE_OQ);
-    *c = _mm256_add_pd(*c, _mm256_blendv_pd(if_v_big, if_s_big, s_big));
-    *s = t;
+    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
 }
 
-/* 8 float terms into lanes 0-3 (s0, c0) and 4-7 (s1, c1). */
-static inline void cfq_lanes_add8_avx2(__m256d acc[4], __m256 terms)
-{
-    cfq_neumaier_add_avx2(&acc[0], &acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    cfq_neumaier_add_avx2(&acc[1], &acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
-}
-
-static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[4])
+static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[2])
 {
     _mm256_storeu_pd(a->s, acc[0]);
     _mm256_storeu_pd(a->s + 4, acc[1]);
-    _mm256_storeu_pd(a->c, acc[2]);
-    _mm256_storeu_pd(a->c + 4, acc[3]);
 }
 
 static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
@@ -44,12 +28,12 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
     const __m256 hi = _mm256_set1_ps(p->nudged_max);
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
-    __m256d below_acc[4], above_acc[4];
+    __m256d below_acc[2], above_acc[2];
     cfq_lanes below, above;
     size_t i = 0;
     int k;
 
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 2; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }
@@ -152,16 +136,12 @@ static void cfq_fq_pc_avx2(const float *x, size_t rows, size_t stride, size_t m,
 }
 
 /* Adds 8 float terms to the per-channel sums of channels [j, j + 8). */
-static inline void cfq_pc_add8_avx2(double *s, double *c, size_t j, __m256 terms)
+static inline void cfq_pc_add8_avx2(double *sums, size_t j, __m256 terms)
 {
-    __m256d s0 = _mm256_loadu_pd(s + j), s1 = _mm256_loadu_pd(s + j + 4);
-    __m256d c0 = _mm256_loadu_pd(c + j), c1 = _mm256_loadu_pd(c + j + 4);
-    cfq_neumaier_add_avx2(&s0, &c0, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    cfq_neumaier_add_avx2(&s1, &c1, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
-    _mm256_storeu_pd(s + j, s0);
-    _mm256_storeu_pd(s + j + 4, s1);
-    _mm256_storeu_pd(c + j, c0);
-    _mm256_storeu_pd(c + j + 4, c1);
+    _mm256_storeu_pd(sums + j, _mm256_add_pd(_mm256_loadu_pd(sums + j),
+                                             _mm256_cvtps_pd(_mm256_castps256_ps128(terms))));
+    _mm256_storeu_pd(sums + j + 4, _mm256_add_pd(_mm256_loadu_pd(sums + j + 4),
+                                                 _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1))));
 }
 
 static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, size_t stride,
@@ -189,9 +169,9 @@ static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, siz
             if (_mm256_movemask_ps(_mm256_andnot_ps(_mm256_andnot_ps(g_nonfinite, inside), keep)) != 0) {
                 const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
                 const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
-                cfq_pc_add8_avx2(acc->below_s, acc->below_c, j,
+                cfq_pc_add8_avx2(acc->below, j,
                                  _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_below, one)), keep));
-                cfq_pc_add8_avx2(acc->above_s, acc->above_c, j,
+                cfq_pc_add8_avx2(acc->above, j,
                                  _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_above, one)), keep));
             }
         }
@@ -240,13 +220,13 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
     const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
     const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
-    __m256d below_acc[4], above_acc[4];
+    __m256d below_acc[2], above_acc[2];
     __m256i bad = _mm256_setzero_si256();
     cfq_lanes below, above;
     size_t i = 0;
     int k, bad_tail;
 
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 2; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }

@@ -22,8 +22,9 @@
  * shared among threads. */
 #define CFQ_CHUNK ((size_t)16384)
 
-/* Double accumulator lanes per sum: element i of a chunk goes to lane i % 8
- * on every ISA (one zmm, two ymm, four NEON q registers, or 8 scalars). */
+/* Double accumulator lanes per sum: element i of a chunk is added to lane
+ * i % 8 on every ISA (one zmm, two ymm, four NEON q registers, or 8
+ * scalars), so every path adds the same numbers in the same order. */
 #define CFQ_LANES 8
 
 /* TensorFlow's Nudge() result, plus what the forward ops derive from it. */
@@ -40,10 +41,11 @@ typedef struct cfq_params {
     float zero;
 } cfq_params;
 
-/* Compensated (Neumaier) sums, one pair per lane. */
+/* Double sums of float terms, one per lane.  A float term is exact in
+ * double; a lane adds at most CFQ_CHUNK / 8 of them, so its error is below
+ * 2^-42 of the lane's sum of magnitudes (TF's float32 sum: 2^-24 per add). */
 typedef struct cfq_lanes {
     double s[CFQ_LANES];
-    double c[CFQ_LANES];
 } cfq_lanes;
 
 /* Channels per block of the per-channel kernels over the last axis. */
@@ -63,13 +65,11 @@ typedef struct cfq_pc_params {
     float zero;
 } cfq_pc_params;
 
-/* Per-channel compensated sums: channel c adds one term per row, in row
- * order, to (s, c) -- on every ISA. */
+/* Per-channel double sums: channel c adds one term per row, in row order,
+ * on every ISA. */
 typedef struct cfq_pc_sums {
-    double below_s[CFQ_PC_BLOCK];
-    double below_c[CFQ_PC_BLOCK];
-    double above_s[CFQ_PC_BLOCK];
-    double above_c[CFQ_PC_BLOCK];
+    double below[CFQ_PC_BLOCK];
+    double above[CFQ_PC_BLOCK];
 } cfq_pc_sums;
 
 /* A chunk kernel of FakeQuantWithMinMaxVarsGradient: n <= CFQ_CHUNK.
@@ -170,21 +170,19 @@ CFQ_HIDDEN void cfq_fpenv_leave(const cfq_fpenv *env);
 static inline void cfq_lanes_zero(cfq_lanes *a)
 {
     int l;
-    for (l = 0; l < CFQ_LANES; l++) {
+    for (l = 0; l < CFQ_LANES; l++)
         a->s[l] = 0.0;
-        a->c[l] = 0.0;
-    }
 }
 
-/* One Neumaier step: s + c tracks the sum with about 106 bits.  A NaN or
- * +-Inf term poisons s, which the final reduction returns as is. */
-static inline void cfq_neumaier_add(double *s, double *c, double v)
+/* One compensated step (Knuth's TwoSum, branch-free), for combining lanes
+ * and chunks: c collects the exact rounding error of every s + v, so s + c
+ * tracks the sum with about 106 bits.  A NaN or +-Inf poisons s, which the
+ * reductions return as is. */
+static inline void cfq_twosum_add(double *s, double *c, double v)
 {
-    double t = *s + v;
-    if (fabs(*s) >= fabs(v))
-        *c += (*s - t) + v;
-    else
-        *c += (v - t) + *s;
+    const double t = *s + v;
+    const double v_part = t - *s;
+    *c += (*s - (t - v_part)) + (v - v_part);
     *s = t;
 }
 
@@ -194,12 +192,8 @@ static inline double cfq_lanes_total(const cfq_lanes *a)
     double s = 0.0, c = 0.0;
     int l;
     for (l = 0; l < CFQ_LANES; l++)
-        cfq_neumaier_add(&s, &c, a->s[l]);
-    if (!isfinite(s))
-        return s;
-    for (l = 0; l < CFQ_LANES; l++)
-        c += a->c[l];
-    return s + c;
+        cfq_twosum_add(&s, &c, a->s[l]);
+    return isfinite(s) ? s + c : s;
 }
 
 /* Elements [i, n) of the vars gradient, as TF writes it: masks are 1.0f or
@@ -217,8 +211,8 @@ static inline void cfq_vars_grad_range(const float *g, const float *x,
         const float below_mask = (xi < lo) ? one : zero;
         const float above_mask = (xi > hi) ? one : zero;
         dx[i] = gi * in_mask;
-        cfq_neumaier_add(&below->s[l], &below->c[l], (double)(gi * below_mask));
-        cfq_neumaier_add(&above->s[l], &above->c[l], (double)(gi * above_mask));
+        below->s[l] += (double)(gi * below_mask);
+        above->s[l] += (double)(gi * above_mask);
     }
 }
 
@@ -293,10 +287,8 @@ static inline void cfq_pc_grad_row(const float *g, const float *x, size_t j, siz
             continue;
         }
         dx[j] = gj * ((xj >= lo && xj <= hi) ? pp->one : pp->zero);
-        cfq_neumaier_add(&acc->below_s[j], &acc->below_c[j],
-                         (double)(gj * ((xj < lo) ? pp->one : pp->zero)));
-        cfq_neumaier_add(&acc->above_s[j], &acc->above_c[j],
-                         (double)(gj * ((xj > hi) ? pp->one : pp->zero)));
+        acc->below[j] += (double)(gj * ((xj < lo) ? pp->one : pp->zero));
+        acc->above[j] += (double)(gj * ((xj > hi) ? pp->one : pp->zero));
     }
 }
 
@@ -342,10 +334,8 @@ static inline int cfq_region_grad_range(const float *g, const unsigned char *reg
         }
         bad |= code > CFQ_REGION_NONE;
         dx[i] = gi * (code == CFQ_REGION_INSIDE ? one : zero);
-        cfq_neumaier_add(&below->s[l], &below->c[l],
-                         (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
-        cfq_neumaier_add(&above->s[l], &above->c[l],
-                         (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
+        below->s[l] += (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero));
+        above->s[l] += (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero));
     }
     return bad;
 }

@@ -97,8 +97,8 @@ static int cfq_run_sums(cfq_job *j, int threads, float *below_out, float *above_
         memset(j->bad, 0, sizeof j->bad);
         cfq_parallel_for(threads, cfq_ceil_div(j->round_chunks, CFQ_TASK_CHUNKS), cfq_sums_task, j);
         for (c = 0; c < j->round_chunks; c++) {
-            cfq_neumaier_add(&below.s, &below.c, j->sums[c][0]);
-            cfq_neumaier_add(&above.s, &above.c, j->sums[c][1]);
+            cfq_twosum_add(&below.s, &below.c, j->sums[c][0]);
+            cfq_twosum_add(&above.s, &above.c, j->sums[c][1]);
             bad |= j->bad[c];
         }
     }

@@ -76,8 +76,8 @@ static void cfq_pc_grad_block(void *ctx, size_t block)
     memset(&acc, 0, sizeof acc);
     j->k->pc_grad(j->g + c0, j->x + c0, j->outer, j->channels, m, &pp, j->out + c0, &acc);
     for (c = 0; c < m; c++) {
-        const cfq_sum below = {acc.below_s[c], acc.below_c[c]};
-        const cfq_sum above = {acc.above_s[c], acc.above_c[c]};
+        const cfq_sum below = {acc.below[c], 0.0};
+        const cfq_sum above = {acc.above[c], 0.0};
         j->dmin[c0 + c] = pp.keep[c] ? cfq_sum_result(&below) : 0.0f;
         j->dmax[c0 + c] = pp.keep[c] ? cfq_sum_result(&above) : 0.0f;
     }
@@ -117,8 +117,8 @@ static void cfq_pc_grad_channel(void *ctx, size_t c)
             const size_t m = j->inner - off < CFQ_CHUNK ? j->inner - off : CFQ_CHUNK;
             double sums[2];
             j->k->vars_grad(j->g + at + off, j->x + at + off, m, &p, j->out + at + off, sums);
-            cfq_neumaier_add(&below.s, &below.c, sums[0]);
-            cfq_neumaier_add(&above.s, &above.c, sums[1]);
+            cfq_twosum_add(&below.s, &below.c, sums[0]);
+            cfq_twosum_add(&above.s, &above.c, sums[1]);
         }
     }
     j->dmin[c] = p.passthrough ? 0.0f : cfq_sum_result(&below);
