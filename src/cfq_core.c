@@ -61,6 +61,7 @@ void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_p
     p->passthrough = (min == 0.0f && max == 0.0f);
     p->one = 1.0f;
     p->zero = 0.0f;
+    p->stream = 0;
 }
 
 /* Checks shared by every op taking (min, max, num_bits, narrow_range); fills

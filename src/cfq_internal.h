@@ -22,6 +22,10 @@
  * shared among threads. */
 #define CFQ_CHUNK ((size_t)16384)
 
+/* Elements from which an op's output is written past the caches (about the
+ * last-level cache of a desktop CPU at 12 bytes per element). */
+#define CFQ_STREAM_MIN ((size_t)1 << 22)
+
 /* Double accumulator lanes per sum: element i of a chunk is added to lane
  * i % 8 on every ISA (one zmm, two ymm, four NEON q registers, or 8
  * scalars), so every path adds the same numbers in the same order. */
@@ -39,6 +43,9 @@ typedef struct cfq_params {
      * folds g * 1.0f into g and loses TF's flush of denormal gradients. */
     float one;
     float zero;
+    /* Outputs too big for the caches, 16-byte aligned: kernels may store them
+     * with non-temporal stores. */
+    int stream;
 } cfq_params;
 
 /* Double sums of float terms, one per lane.  A float term is exact in

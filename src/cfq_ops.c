@@ -144,6 +144,7 @@ int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients, const float 
         *backprop_wrt_min = 0.0f;
         *backprop_wrt_max = 0.0f;
     } else if (rc == CFQ_OK) {
+        p.stream = n >= CFQ_STREAM_MIN && ((size_t)backprops_wrt_input & 15) == 0;
         j.op = CFQ_OP_VARS_GRAD;
         j.k = k;
         j.p = &p;
@@ -273,7 +274,8 @@ int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size
     if (backprop_wrt_min == NULL || backprop_wrt_max == NULL)
         return CFQ_ENULL;
     cfq_fpenv_enter(&env);
-    cfq_params_make(0.0f, 1.0f, 8, 0, &p); /* only p.one and p.zero are read */
+    cfq_params_make(0.0f, 1.0f, 8, 0, &p); /* only p.one, zero and stream are read */
+    p.stream = n >= CFQ_STREAM_MIN && ((size_t)backprops_wrt_input & 15) == 0;
     j.op = CFQ_OP_REGION_GRAD;
     j.k = k;
     j.p = &p;
