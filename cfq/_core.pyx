@@ -131,6 +131,8 @@ cdef cnp.ndarray _as_f32_vector(object value, str name, Py_ssize_t size):
 
 
 cdef int _as_num_bits(object num_bits) except -1:
+    if type(num_bits) is int and 2 <= num_bits <= 16:
+        return <int>num_bits
     if isinstance(num_bits, (bool, np.bool_)) or not isinstance(num_bits, (int, np.integer)):
         raise TypeError(f"num_bits must be an int, got {type(num_bits).__name__}")
     if not 2 <= num_bits <= 16:
@@ -173,33 +175,39 @@ cdef inline tuple _shape(cnp.ndarray a):
     return (<object>a).shape
 
 
-cdef inline bint _same_buffer(cnp.ndarray a, cnp.ndarray b):
-    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
-            and cnp.PyArray_SIZE(a) == cnp.PyArray_SIZE(b))
+cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether the memory of two C-contiguous arrays intersects."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a)
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(b)
+    return na > 0 and nb > 0 and pa < pb + nb and pb < pa + na
 
 
 cdef cnp.ndarray _out_target(object out, cnp.ndarray like, tuple inputs):
     """The array the kernel writes: `out` itself when it is float32, aligned,
     C-contiguous and either the very buffer of an input or disjoint from all
-    of them; otherwise a fresh array (copied into `out` afterwards)."""
+    of them; otherwise a fresh array (copied into `out` afterwards).  The
+    inputs are C-contiguous here (converted if they were not)."""
     cdef cnp.ndarray o, src
     if out is None:
         return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like), cnp.NPY_FLOAT32, 0)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     o = <cnp.ndarray>out
-    if o.dtype != np.float32:
-        raise TypeError(f"out must have dtype float32, got {o.dtype}")
+    if cnp.PyArray_TYPE(o) != cnp.NPY_FLOAT32:
+        raise TypeError(f"out must have dtype float32, got {out.dtype}")
     if not _same_shape(o, like):
         raise ValueError(f"out has shape {_shape(o)}, expected {_shape(like)}")
-    if not o.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError("out is read-only")
     if _is_f32_ready(o):
         for src in inputs:
-            if (_same_buffer(o, src) and cnp.PyArray_IS_C_CONTIGUOUS(src)
+            if (cnp.PyArray_DATA(o) == cnp.PyArray_DATA(src)
+                    and cnp.PyArray_NBYTES(o) == cnp.PyArray_NBYTES(src)
                     and cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32):
-                continue
-            if np.may_share_memory(o, src):
+                continue  # in place over an input: the kernels allow it
+            if _overlaps(o, src):
                 break
         else:
             return o
