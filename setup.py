@@ -7,6 +7,8 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+import shutil
 
 CORE_SOURCES = [
     "src/cfq_core.c",
@@ -50,6 +52,23 @@ def core_flags(compiler_type, source):
     return flags
 
 
+# Headers shipped in the package, where cfq.get_include() points.
+PUBLIC_HEADERS = ["src/cfq.h", "src/cfq_import.h"]
+
+
+def copy_headers(package_dir):
+    dest = os.path.join(package_dir, "include")
+    os.makedirs(dest, exist_ok=True)
+    for header in PUBLIC_HEADERS:
+        shutil.copy2(header, dest)
+
+
+class BuildPyWithHeaders(build_py):
+    def run(self):
+        super().run()
+        copy_headers(os.path.join(self.build_lib, "cfq"))
+
+
 class BuildExtWithCore(build_ext):
     """Compiles the C core file by file with its own flags and links the
     objects into each extension."""
@@ -67,6 +86,11 @@ class BuildExtWithCore(build_ext):
         ext.extra_objects = objects + list(ext.extra_objects or [])
         super().build_extension(ext)
 
+    def run(self):
+        super().run()
+        if self.inplace:  # make build: cfq.get_include() works in the checkout too
+            copy_headers("cfq")
+
 
 extensions = [
     Extension(
@@ -74,7 +98,7 @@ extensions = [
         ["cfq/_core.pyx"],
         include_dirs=["src", numpy.get_include()],
         # The core's files too, so editing them relinks the extension.
-        depends=CORE_SOURCES + ["src/cfq.h", "src/cfq_internal.h"],
+        depends=CORE_SOURCES + ["src/cfq.h", "src/cfq_internal.h", "src/cfq_import.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         libraries=[] if os.name == "nt" else ["m"],
     )
@@ -82,5 +106,5 @@ extensions = [
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
-    cmdclass={"build_ext": BuildExtWithCore},
+    cmdclass={"build_ext": BuildExtWithCore, "build_py": BuildPyWithHeaders},
 )

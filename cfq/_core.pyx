@@ -14,6 +14,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check
+from cpython.pycapsule cimport PyCapsule_New
 from libc.math cimport fabs
 
 from cfq.ccfq cimport *
@@ -574,3 +575,6 @@ def _isa_env_status():
 
 
 C_VERSION = cfq_version().decode()
+
+# The C API table for other extensions (src/cfq_import.h imports it).
+_C_API = PyCapsule_New(<void *>cfq_capi_table(), b"cfq._core._C_API", NULL)

@@ -71,6 +71,11 @@ cdef extern from "cfq.h" nogil:
                                 float *backprop_wrt_min, float *backprop_wrt_max,
                                 const cfq_exec *exec)
 
+    ctypedef struct cfq_capi:
+        unsigned abi_version
+        unsigned size
+    const cfq_capi *cfq_capi_table()
+
     int cfq_fq_vars_and_region(const float *inputs, size_t n, float min, float max,
                                int num_bits, int narrow_range, float *outputs,
                                unsigned char *region, const cfq_exec *exec)

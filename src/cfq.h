@@ -147,6 +147,54 @@ int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size
                        float *backprops_wrt_input, float *backprop_wrt_min,
                        float *backprop_wrt_max, const cfq_exec *exec);
 
+/*
+ * The function table other Python extensions use (see cfq_import.h): the
+ * cfq Python module exports it as the PyCapsule cfq._core._C_API, so an
+ * extension calls cfq's dispatched SIMD kernels without compiling or
+ * linking any of them.  New entries are only ever appended; abi_version
+ * changes when an existing entry changes.
+ */
+#define CFQ_CAPI_VERSION 1
+
+typedef struct cfq_capi {
+    unsigned abi_version; /* CFQ_CAPI_VERSION of the library */
+    unsigned size;        /* sizeof(cfq_capi) of the library */
+    const char *(*version)(void);
+    const char *(*strerror)(int code);
+    int (*active_isa)(void);
+    int (*isa_available)(int isa);
+    const char *(*isa_name)(int isa);
+    int (*nudge)(float min, float max, int num_bits, int narrow_range, float *nudged_min,
+                 float *nudged_max, float *scale);
+    int (*fq_vars_grad)(const float *gradients, const float *inputs, size_t n, float min,
+                        float max, int num_bits, int narrow_range, float *backprops_wrt_input,
+                        float *backprop_wrt_min, float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_vars)(const float *inputs, size_t n, float min, float max, int num_bits,
+                   int narrow_range, float *outputs, const cfq_exec *exec);
+    int (*fq_args)(const float *inputs, size_t n, float min, float max, int num_bits,
+                   int narrow_range, float *outputs, const cfq_exec *exec);
+    int (*fq_args_grad)(const float *gradients, const float *inputs, size_t n, float min,
+                        float max, int num_bits, int narrow_range, float *backprops,
+                        const cfq_exec *exec);
+    int (*fq_per_channel)(const float *inputs, size_t outer, size_t channels, size_t inner,
+                          const float *min, const float *max, int num_bits, int narrow_range,
+                          float *outputs, const cfq_exec *exec);
+    int (*fq_per_channel_grad)(const float *gradients, const float *inputs, size_t outer,
+                               size_t channels, size_t inner, const float *min,
+                               const float *max, int num_bits, int narrow_range,
+                               float *backprops_wrt_input, float *backprop_wrt_min,
+                               float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_vars_and_region)(const float *inputs, size_t n, float min, float max,
+                              int num_bits, int narrow_range, float *outputs,
+                              unsigned char *region, const cfq_exec *exec);
+    int (*fq_region_grad)(const float *gradients, const unsigned char *region, size_t n,
+                          float *backprops_wrt_input, float *backprop_wrt_min,
+                          float *backprop_wrt_max, const cfq_exec *exec);
+} cfq_capi;
+
+/* The table of this build. */
+const cfq_capi *cfq_capi_table(void);
+
 #ifdef __cplusplus
 }
 #endif

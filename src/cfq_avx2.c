@@ -7,17 +7,30 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 
-/* 8 float terms, as doubles, into lanes 0-3 (acc[0]) and 4-7 (acc[1]). */
-static inline void cfq_lanes_add8_avx2(__m256d acc[2], __m256 terms)
+/* cfq_twosum_add() on 4 lanes at once. */
+static inline void cfq_twosum_add_avx2(__m256d *s, __m256d *c, __m256d v)
 {
-    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+    const __m256d t = _mm256_add_pd(*s, v);
+    const __m256d v_part = _mm256_sub_pd(t, *s);
+    const __m256d err = _mm256_add_pd(_mm256_sub_pd(*s, _mm256_sub_pd(t, v_part)),
+                                      _mm256_sub_pd(v, v_part));
+    *c = _mm256_add_pd(*c, err);
+    *s = t;
 }
 
-static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[2])
+/* 8 float terms into sum lanes 0-3 (acc[0]) and 4-7 (acc[1]), their
+ * errors into error lanes 0-3 (acc[2]), low half first. */
+static inline void cfq_lanes_add8_avx2(__m256d acc[3], __m256 terms)
+{
+    cfq_twosum_add_avx2(&acc[0], &acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    cfq_twosum_add_avx2(&acc[1], &acc[2], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+}
+
+static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[3])
 {
     _mm256_storeu_pd(a->s, acc[0]);
     _mm256_storeu_pd(a->s + 4, acc[1]);
+    _mm256_storeu_pd(a->c, acc[2]);
 }
 
 /* Stores 8 floats; with `stream`, past the caches (the caller checked that
@@ -40,12 +53,12 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
     const __m256 hi = _mm256_set1_ps(p->nudged_max);
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
-    __m256d below_acc[2], above_acc[2];
+    __m256d below_acc[3], above_acc[3];
     cfq_lanes below, above;
     size_t i = 0;
     int k;
 
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < 3; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }
@@ -150,12 +163,16 @@ static void cfq_fq_pc_avx2(const float *x, size_t rows, size_t stride, size_t m,
 }
 
 /* Adds 8 float terms to the per-channel sums of channels [j, j + 8). */
-static inline void cfq_pc_add8_avx2(double *sums, size_t j, __m256 terms)
+static inline void cfq_pc_add8_avx2(double *s, double *c, size_t j, __m256 terms)
 {
-    _mm256_storeu_pd(sums + j, _mm256_add_pd(_mm256_loadu_pd(sums + j),
-                                             _mm256_cvtps_pd(_mm256_castps256_ps128(terms))));
-    _mm256_storeu_pd(sums + j + 4, _mm256_add_pd(_mm256_loadu_pd(sums + j + 4),
-                                                 _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1))));
+    __m256d s0 = _mm256_loadu_pd(s + j), s1 = _mm256_loadu_pd(s + j + 4);
+    __m256d c0 = _mm256_loadu_pd(c + j), c1 = _mm256_loadu_pd(c + j + 4);
+    cfq_twosum_add_avx2(&s0, &c0, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    cfq_twosum_add_avx2(&s1, &c1, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+    _mm256_storeu_pd(s + j, s0);
+    _mm256_storeu_pd(s + j + 4, s1);
+    _mm256_storeu_pd(c + j, c0);
+    _mm256_storeu_pd(c + j + 4, c1);
 }
 
 static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, size_t stride,
@@ -183,9 +200,9 @@ static void cfq_fq_pc_grad_avx2(const float *g, const float *x, size_t rows, siz
             if (_mm256_movemask_ps(_mm256_andnot_ps(_mm256_andnot_ps(g_nonfinite, inside), keep)) != 0) {
                 const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
                 const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
-                cfq_pc_add8_avx2(acc->below, j,
+                cfq_pc_add8_avx2(acc->below_s, acc->below_c, j,
                                  _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_below, one)), keep));
-                cfq_pc_add8_avx2(acc->above, j,
+                cfq_pc_add8_avx2(acc->above_s, acc->above_c, j,
                                  _mm256_and_ps(_mm256_mul_ps(vg, _mm256_and_ps(is_above, one)), keep));
             }
         }
@@ -234,13 +251,13 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
     const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
     const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
-    __m256d below_acc[2], above_acc[2];
+    __m256d below_acc[3], above_acc[3];
     __m256i bad = _mm256_setzero_si256();
     cfq_lanes below, above;
     size_t i = 0;
     int k, bad_tail;
 
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < 3; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }

@@ -42,13 +42,26 @@ static inline __m512i cfq_emulated_cvtepu8_epi32(__m128i a)
 #include <immintrin.h>
 #endif
 
-/* 16 float terms, as doubles: elements 0-7, then 8-15, into lanes 0-7. */
-static inline void cfq_lanes_add16_avx512(__m512d *s, __m512 terms)
+/* TwoSum on 8 sum lanes whose errors go to 4 error lanes: lanes 0-3 first,
+ * then 4-7 (as element order puts them). */
+static inline void cfq_lanes_step_avx512(__m512d *s, __m256d *c, __m512d v)
+{
+    const __m512d t = _mm512_add_pd(*s, v);
+    const __m512d v_part = _mm512_sub_pd(t, *s);
+    const __m512d err = _mm512_add_pd(_mm512_sub_pd(*s, _mm512_sub_pd(t, v_part)),
+                                      _mm512_sub_pd(v, v_part));
+    *c = _mm256_add_pd(*c, _mm512_castpd512_pd256(err));
+    *c = _mm256_add_pd(*c, _mm512_extractf64x4_pd(err, 1));
+    *s = t;
+}
+
+/* 16 float terms: elements 0-7, then 8-15, into lanes 0-7. */
+static inline void cfq_lanes_add16_avx512(__m512d *s, __m256d *c, __m512 terms)
 {
     const __m256 low = _mm512_castps512_ps256(terms);
     const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
-    *s = _mm512_add_pd(*s, _mm512_cvtps_pd(low));
-    *s = _mm512_add_pd(*s, _mm512_cvtps_pd(high));
+    cfq_lanes_step_avx512(s, c, _mm512_cvtps_pd(low));
+    cfq_lanes_step_avx512(s, c, _mm512_cvtps_pd(high));
 }
 
 static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
@@ -60,6 +73,7 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
+    __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     cfq_lanes below, above;
     size_t i = 0;
 
@@ -78,14 +92,16 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
         if ((__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff) {
             const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
             const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
-            cfq_lanes_add16_avx512(&below_s,
+            cfq_lanes_add16_avx512(&below_s, &below_c,
                                    _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one)));
-            cfq_lanes_add16_avx512(&above_s,
+            cfq_lanes_add16_avx512(&above_s, &above_c,
                                    _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one)));
         }
     }
     _mm512_storeu_pd(below.s, below_s);
+    _mm256_storeu_pd(below.c, below_c);
     _mm512_storeu_pd(above.s, above_s);
+    _mm256_storeu_pd(above.c, above_c);
     cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
     sums[0] = cfq_lanes_total(&below);
     sums[1] = cfq_lanes_total(&above);
@@ -176,13 +192,30 @@ static void cfq_fq_pc_avx512(const float *x, size_t rows, size_t stride, size_t 
     }
 }
 
+/* cfq_twosum_add() on 8 lanes at once. */
+static inline void cfq_twosum_add_avx512(__m512d *s, __m512d *c, __m512d v)
+{
+    const __m512d t = _mm512_add_pd(*s, v);
+    const __m512d v_part = _mm512_sub_pd(t, *s);
+    const __m512d err = _mm512_add_pd(_mm512_sub_pd(*s, _mm512_sub_pd(t, v_part)),
+                                      _mm512_sub_pd(v, v_part));
+    *c = _mm512_add_pd(*c, err);
+    *s = t;
+}
+
 /* Adds 16 float terms to the per-channel sums of channels [j, j + 16). */
-static inline void cfq_pc_add16_avx512(double *sums, size_t j, __m512 terms)
+static inline void cfq_pc_add16_avx512(double *s, double *c, size_t j, __m512 terms)
 {
     const __m256 low = _mm512_castps512_ps256(terms);
     const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
-    _mm512_storeu_pd(sums + j, _mm512_add_pd(_mm512_loadu_pd(sums + j), _mm512_cvtps_pd(low)));
-    _mm512_storeu_pd(sums + j + 8, _mm512_add_pd(_mm512_loadu_pd(sums + j + 8), _mm512_cvtps_pd(high)));
+    __m512d s0 = _mm512_loadu_pd(s + j), s1 = _mm512_loadu_pd(s + j + 8);
+    __m512d c0 = _mm512_loadu_pd(c + j), c1 = _mm512_loadu_pd(c + j + 8);
+    cfq_twosum_add_avx512(&s0, &c0, _mm512_cvtps_pd(low));
+    cfq_twosum_add_avx512(&s1, &c1, _mm512_cvtps_pd(high));
+    _mm512_storeu_pd(s + j, s0);
+    _mm512_storeu_pd(s + j + 8, s1);
+    _mm512_storeu_pd(c + j, c0);
+    _mm512_storeu_pd(c + j + 8, c1);
 }
 
 static void cfq_fq_pc_grad_avx512(const float *g, const float *x, size_t rows, size_t stride,
@@ -210,9 +243,9 @@ static void cfq_fq_pc_grad_avx512(const float *g, const float *x, size_t rows, s
             if ((__mmask16)(keep & ~(inside & ~g_nonfinite)) != 0) {
                 const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
                 const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
-                cfq_pc_add16_avx512(acc->below, j,
+                cfq_pc_add16_avx512(acc->below_s, acc->below_c, j,
                                     _mm512_maskz_mov_ps(keep, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
-                cfq_pc_add16_avx512(acc->above, j,
+                cfq_pc_add16_avx512(acc->above_s, acc->above_c, j,
                                     _mm512_maskz_mov_ps(keep, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
             }
         }
@@ -259,6 +292,7 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
     const __m512i below_bit = _mm512_set1_epi32(CFQ_REGION_BELOW);
     const __m512i above_bit = _mm512_set1_epi32(CFQ_REGION_ABOVE);
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
+    __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     __mmask16 bad = 0;
     cfq_lanes below, above;
     size_t i = 0;
@@ -279,15 +313,17 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
             const __mmask16 is_above = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, above_bit), above_bit);
             bad |= (__mmask16)(_mm512_cmpgt_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_NONE)) & ~pass);
             d = _mm512_mask_blend_ps(pass, d, vg);
-            cfq_lanes_add16_avx512(&below_s, _mm512_maskz_mov_ps(
+            cfq_lanes_add16_avx512(&below_s, &below_c, _mm512_maskz_mov_ps(
                 (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
-            cfq_lanes_add16_avx512(&above_s, _mm512_maskz_mov_ps(
+            cfq_lanes_add16_avx512(&above_s, &above_c, _mm512_maskz_mov_ps(
                 (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
         }
         _mm512_storeu_ps(dx + i, d);
     }
     _mm512_storeu_pd(below.s, below_s);
+    _mm256_storeu_pd(below.c, below_c);
     _mm512_storeu_pd(above.s, above_s);
+    _mm256_storeu_pd(above.c, above_c);
     bad_tail = cfq_region_grad_range(g, region, i, n, p, dx, &below, &above);
     sums[0] = cfq_lanes_total(&below);
     sums[1] = cfq_lanes_total(&above);

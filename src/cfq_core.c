@@ -136,3 +136,26 @@ int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total)
     return CFQ_OK;
 }
 
+
+const cfq_capi *cfq_capi_table(void)
+{
+    static const cfq_capi table = {
+        CFQ_CAPI_VERSION,
+        (unsigned)sizeof(cfq_capi),
+        cfq_version,
+        cfq_strerror,
+        cfq_active_isa,
+        cfq_isa_available,
+        cfq_isa_name,
+        cfq_nudge,
+        cfq_fq_vars_grad,
+        cfq_fq_vars,
+        cfq_fq_args,
+        cfq_fq_args_grad,
+        cfq_fq_per_channel,
+        cfq_fq_per_channel_grad,
+        cfq_fq_vars_and_region,
+        cfq_fq_region_grad,
+    };
+    return &table;
+}

@@ -26,10 +26,13 @@
  * last-level cache of a desktop CPU at 12 bytes per element). */
 #define CFQ_STREAM_MIN ((size_t)1 << 22)
 
-/* Double accumulator lanes per sum: element i of a chunk is added to lane
- * i % 8 on every ISA (one zmm, two ymm, four NEON q registers, or 8
- * scalars), so every path adds the same numbers in the same order. */
+/* Compensated double accumulator lanes per sum: element i of a chunk is
+ * added to lane i % 8 on every ISA (one zmm, two ymm, four NEON q registers,
+ * or 8 scalars), and the exact rounding error of that addition to error lane
+ * i % 4 (half as many registers: AVX2 has 16 in all).  Every path adds the
+ * same numbers in the same order. */
 #define CFQ_LANES 8
+#define CFQ_ERR_LANES 4
 
 /* TensorFlow's Nudge() result, plus what the forward ops derive from it. */
 typedef struct cfq_params {
@@ -48,11 +51,11 @@ typedef struct cfq_params {
     int stream;
 } cfq_params;
 
-/* Double sums of float terms, one per lane.  A float term is exact in
- * double; a lane adds at most CFQ_CHUNK / 8 of them, so its error is below
- * 2^-42 of the lane's sum of magnitudes (TF's float32 sum: 2^-24 per add). */
+/* Compensated sums of float terms (exact in double): s + c tracks each sum
+ * with about 106 bits, so terms like {3e38, -3e38, 1, 1} still sum to 2. */
 typedef struct cfq_lanes {
     double s[CFQ_LANES];
+    double c[CFQ_ERR_LANES];
 } cfq_lanes;
 
 /* Channels per block of the per-channel kernels over the last axis. */
@@ -72,11 +75,13 @@ typedef struct cfq_pc_params {
     float zero;
 } cfq_pc_params;
 
-/* Per-channel double sums: channel c adds one term per row, in row order,
- * on every ISA. */
+/* Per-channel compensated sums: channel c adds one term per row, in row
+ * order, on every ISA. */
 typedef struct cfq_pc_sums {
-    double below[CFQ_PC_BLOCK];
-    double above[CFQ_PC_BLOCK];
+    double below_s[CFQ_PC_BLOCK];
+    double below_c[CFQ_PC_BLOCK];
+    double above_s[CFQ_PC_BLOCK];
+    double above_c[CFQ_PC_BLOCK];
 } cfq_pc_sums;
 
 /* A chunk kernel of FakeQuantWithMinMaxVarsGradient: n <= CFQ_CHUNK.
@@ -179,12 +184,13 @@ static inline void cfq_lanes_zero(cfq_lanes *a)
     int l;
     for (l = 0; l < CFQ_LANES; l++)
         a->s[l] = 0.0;
+    for (l = 0; l < CFQ_ERR_LANES; l++)
+        a->c[l] = 0.0;
 }
 
-/* One compensated step (Knuth's TwoSum, branch-free), for combining lanes
- * and chunks: c collects the exact rounding error of every s + v, so s + c
- * tracks the sum with about 106 bits.  A NaN or +-Inf poisons s, which the
- * reductions return as is. */
+/* One compensated step (Knuth's TwoSum, branch-free): c collects the exact
+ * rounding error of every s + v, so s + c tracks the sum with about 106
+ * bits.  A NaN or +-Inf poisons s, which the reductions return as is. */
 static inline void cfq_twosum_add(double *s, double *c, double v)
 {
     const double t = *s + v;
@@ -200,7 +206,11 @@ static inline double cfq_lanes_total(const cfq_lanes *a)
     int l;
     for (l = 0; l < CFQ_LANES; l++)
         cfq_twosum_add(&s, &c, a->s[l]);
-    return isfinite(s) ? s + c : s;
+    if (!isfinite(s))
+        return s;
+    for (l = 0; l < CFQ_ERR_LANES; l++)
+        c += a->c[l];
+    return s + c;
 }
 
 /* Elements [i, n) of the vars gradient, as TF writes it: masks are 1.0f or
@@ -218,8 +228,8 @@ static inline void cfq_vars_grad_range(const float *g, const float *x,
         const float below_mask = (xi < lo) ? one : zero;
         const float above_mask = (xi > hi) ? one : zero;
         dx[i] = gi * in_mask;
-        below->s[l] += (double)(gi * below_mask);
-        above->s[l] += (double)(gi * above_mask);
+        cfq_twosum_add(&below->s[l], &below->c[l % CFQ_ERR_LANES], (double)(gi * below_mask));
+        cfq_twosum_add(&above->s[l], &above->c[l % CFQ_ERR_LANES], (double)(gi * above_mask));
     }
 }
 
@@ -294,8 +304,10 @@ static inline void cfq_pc_grad_row(const float *g, const float *x, size_t j, siz
             continue;
         }
         dx[j] = gj * ((xj >= lo && xj <= hi) ? pp->one : pp->zero);
-        acc->below[j] += (double)(gj * ((xj < lo) ? pp->one : pp->zero));
-        acc->above[j] += (double)(gj * ((xj > hi) ? pp->one : pp->zero));
+        cfq_twosum_add(&acc->below_s[j], &acc->below_c[j],
+                       (double)(gj * ((xj < lo) ? pp->one : pp->zero)));
+        cfq_twosum_add(&acc->above_s[j], &acc->above_c[j],
+                       (double)(gj * ((xj > hi) ? pp->one : pp->zero)));
     }
 }
 
@@ -341,8 +353,10 @@ static inline int cfq_region_grad_range(const float *g, const unsigned char *reg
         }
         bad |= code > CFQ_REGION_NONE;
         dx[i] = gi * (code == CFQ_REGION_INSIDE ? one : zero);
-        below->s[l] += (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero));
-        above->s[l] += (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero));
+        cfq_twosum_add(&below->s[l], &below->c[l % CFQ_ERR_LANES],
+                       (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
+        cfq_twosum_add(&above->s[l], &above->c[l % CFQ_ERR_LANES],
+                       (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
     }
     return bad;
 }

@@ -7,21 +7,33 @@
 #if defined(__aarch64__) || defined(_M_ARM64)
 #include <arm_neon.h>
 
-/* 8 float terms (two q registers), as doubles, into lanes 0-7 (acc[0..3],
- * two lanes each). */
-static inline void cfq_lanes_add8_neon(float64x2_t acc[4], float32x4_t t0, float32x4_t t1)
+/* cfq_twosum_add() on 2 lanes at once. */
+static inline void cfq_twosum_add_neon(float64x2_t *s, float64x2_t *c, float64x2_t v)
 {
-    acc[0] = vaddq_f64(acc[0], vcvt_f64_f32(vget_low_f32(t0)));
-    acc[1] = vaddq_f64(acc[1], vcvt_high_f64_f32(t0));
-    acc[2] = vaddq_f64(acc[2], vcvt_f64_f32(vget_low_f32(t1)));
-    acc[3] = vaddq_f64(acc[3], vcvt_high_f64_f32(t1));
+    const float64x2_t t = vaddq_f64(*s, v);
+    const float64x2_t v_part = vsubq_f64(t, *s);
+    const float64x2_t err = vaddq_f64(vsubq_f64(*s, vsubq_f64(t, v_part)), vsubq_f64(v, v_part));
+    *c = vaddq_f64(*c, err);
+    *s = t;
 }
 
-static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[4])
+/* 8 float terms (two q registers) into sum lanes 0-7 (acc[0..3], two lanes
+ * each) and error lanes 0-3 (acc[4..5]), in element order. */
+static inline void cfq_lanes_add8_neon(float64x2_t acc[6], float32x4_t t0, float32x4_t t1)
+{
+    cfq_twosum_add_neon(&acc[0], &acc[4], vcvt_f64_f32(vget_low_f32(t0)));
+    cfq_twosum_add_neon(&acc[1], &acc[5], vcvt_high_f64_f32(t0));
+    cfq_twosum_add_neon(&acc[2], &acc[4], vcvt_f64_f32(vget_low_f32(t1)));
+    cfq_twosum_add_neon(&acc[3], &acc[5], vcvt_high_f64_f32(t1));
+}
+
+static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[6])
 {
     int k;
     for (k = 0; k < 4; k++)
         vst1q_f64(a->s + 2 * k, acc[k]);
+    vst1q_f64(a->c, acc[4]);
+    vst1q_f64(a->c + 2, acc[5]);
 }
 
 /* 1.0f where the mask is set, +0.0f elsewhere. */
@@ -37,12 +49,12 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
     const float32x4_t lo = vdupq_n_f32(p->nudged_min);
     const float32x4_t hi = vdupq_n_f32(p->nudged_max);
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
-    float64x2_t below_acc[4], above_acc[4];
+    float64x2_t below_acc[6], above_acc[6];
     cfq_lanes below, above;
     size_t i = 0;
     int k;
 
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 6; k++) {
         below_acc[k] = vdupq_n_f64(0.0);
         above_acc[k] = vdupq_n_f64(0.0);
     }
@@ -148,10 +160,16 @@ static void cfq_fq_pc_neon(const float *x, size_t rows, size_t stride, size_t m,
 }
 
 /* Adds 4 float terms to the per-channel sums of channels [j, j + 4). */
-static inline void cfq_pc_add4_neon(double *sums, size_t j, float32x4_t terms)
+static inline void cfq_pc_add4_neon(double *s, double *c, size_t j, float32x4_t terms)
 {
-    vst1q_f64(sums + j, vaddq_f64(vld1q_f64(sums + j), vcvt_f64_f32(vget_low_f32(terms))));
-    vst1q_f64(sums + j + 2, vaddq_f64(vld1q_f64(sums + j + 2), vcvt_high_f64_f32(terms)));
+    float64x2_t s0 = vld1q_f64(s + j), s1 = vld1q_f64(s + j + 2);
+    float64x2_t c0 = vld1q_f64(c + j), c1 = vld1q_f64(c + j + 2);
+    cfq_twosum_add_neon(&s0, &c0, vcvt_f64_f32(vget_low_f32(terms)));
+    cfq_twosum_add_neon(&s1, &c1, vcvt_high_f64_f32(terms));
+    vst1q_f64(s + j, s0);
+    vst1q_f64(s + j + 2, s1);
+    vst1q_f64(c + j, c0);
+    vst1q_f64(c + j + 2, c1);
 }
 
 static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, size_t stride,
@@ -175,9 +193,9 @@ static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, siz
             if (vmaxvq_u32(vbicq_u32(keep, vbicq_u32(inside, nf))) != 0) {
                 const float32x4_t tb = vmulq_f32(vg, cfq_mask_to_one(vcltq_f32(vx, lo)));
                 const float32x4_t ta = vmulq_f32(vg, cfq_mask_to_one(vcgtq_f32(vx, hi)));
-                cfq_pc_add4_neon(acc->below, j,
+                cfq_pc_add4_neon(acc->below_s, acc->below_c, j,
                                  vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(tb), keep)));
-                cfq_pc_add4_neon(acc->above, j,
+                cfq_pc_add4_neon(acc->above_s, acc->above_c, j,
                                  vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ta), keep)));
             }
         }
@@ -223,13 +241,13 @@ static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, 
 {
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
     const uint32x4_t below_bit = vdupq_n_u32(CFQ_REGION_BELOW), above_bit = vdupq_n_u32(CFQ_REGION_ABOVE);
-    float64x2_t below_acc[4], above_acc[4];
+    float64x2_t below_acc[6], above_acc[6];
     uint32x4_t bad = vdupq_n_u32(0);
     cfq_lanes below, above;
     size_t i = 0;
     int k, bad_tail;
 
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 6; k++) {
         below_acc[k] = vdupq_n_f64(0.0);
         above_acc[k] = vdupq_n_f64(0.0);
     }

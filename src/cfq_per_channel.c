@@ -76,8 +76,8 @@ static void cfq_pc_grad_block(void *ctx, size_t block)
     memset(&acc, 0, sizeof acc);
     j->k->pc_grad(j->g + c0, j->x + c0, j->outer, j->channels, m, &pp, j->out + c0, &acc);
     for (c = 0; c < m; c++) {
-        const cfq_sum below = {acc.below[c], 0.0};
-        const cfq_sum above = {acc.above[c], 0.0};
+        const cfq_sum below = {acc.below_s[c], acc.below_c[c]};
+        const cfq_sum above = {acc.above_s[c], acc.above_c[c]};
         j->dmin[c0 + c] = pp.keep[c] ? cfq_sum_result(&below) : 0.0f;
         j->dmax[c0 + c] = pp.keep[c] ? cfq_sum_result(&above) : 0.0f;
     }

@@ -6,13 +6,15 @@ import sys
 
 import pytest
 
+import cfq
 from conftest import ISAS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder holding the cfq under test (a checkout or site-packages).
+CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))
 
 
 def run(env_value, code="import cfq; print(cfq.active_isa())"):
-    env = dict(os.environ, CFQ_ISA=env_value, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, CFQ_ISA=env_value, PYTHONPATH=CFQ_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
                        capture_output=True, text=True, check=True)
     return p.stdout.strip(), p.stderr
