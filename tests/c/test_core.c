@@ -605,6 +605,45 @@ static void test_threads(void)
     free(g); free(x); free(ref); free(got); free(codes); free(codes2);
 }
 
+/* 64-bit index arithmetic beyond 2^32 elements without the memory: a fake
+ * kernel table checks each chunk's offset and length and returns the
+ * length and 1 as its "sums", so the totals count elements and chunks.
+ * The pointers are never dereferenced. */
+static float fake_base[16];
+static int fake_bad;
+
+static void fake_vars_grad(const float *g, const float *x, size_t n, const cfq_params *p, float *dx,
+                           double sums[2])
+{
+    const size_t off = (size_t)(g - fake_base);
+    (void)p;
+    if (x != g || dx != (float *)g || off % CFQ_CHUNK != 0 || n == 0 || n > CFQ_CHUNK)
+        fake_bad = 1;
+    sums[0] = (double)n;
+    sums[1] = 1.0;
+}
+
+static void test_huge_sizes(void)
+{
+    cfq_kernels fake = cfq_kernels_scalar;
+    const size_t n = ((size_t)1 << 32) + 12345;
+    const size_t chunks = n / CFQ_CHUNK + 1;
+    float a, b;
+    int t;
+    if (sizeof(size_t) < 8)
+        return;
+    fake.vars_grad = fake_vars_grad;
+    for (t = 1; t <= 3; t += 2) {
+        fake_bad = 0;
+        CHECK(cfq_vars_grad_run(&fake, fake_base, fake_base, n, -1.0f, 1.0f, 8, 0, fake_base, &a, &b, t) ==
+                  CFQ_OK,
+              "huge run");
+        CHECK(!fake_bad && a == (float)n && b == (float)chunks,
+              "huge sizes, %d threads: elements %.0f (want %.0f), chunks %.0f (want %.0f)", t, (double)a,
+              (double)n, (double)b, (double)chunks);
+    }
+}
+
 int main(void)
 {
     int isa;
@@ -633,6 +672,7 @@ int main(void)
         test_region_case(CFQ_CHUNK, (qcase){-0.7f, 0.7f, 8, 0});
     }
     test_threads();
+    test_huge_sizes();
     printf("%ld passed, %ld failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;
 }
