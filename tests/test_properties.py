@@ -43,7 +43,7 @@ def test_vars_grad_matches_model(case, isa):
         if np.isnan(want):
             assert np.isnan(got)
         else:
-            # Neumaier in double is exact for these sizes short of a double
+            # Compensated sums are exact for these sizes short of a double
             # rounding at a float32 tie: allow one float32 ulp.
             assert got == want or abs(float(got) - float(want)) <= float(np.spacing(np.abs(want))), (got, want)
 
