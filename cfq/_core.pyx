@@ -274,6 +274,23 @@ cdef tuple _two_arrays(object gradients, object inputs):
     return g, x
 
 
+cdef struct _Quant:
+    float min
+    float max
+    int num_bits
+    int narrow_range
+
+
+cdef _Quant _quant(object min, object max, object num_bits, object narrow_range) except *:
+    """The scalar arguments every op with a scalar range takes, checked."""
+    cdef _Quant q
+    q.min = _as_f32_scalar(min, "min")
+    q.max = _as_f32_scalar(max, "max")
+    q.num_bits = _as_num_bits(num_bits)
+    q.narrow_range = _as_narrow_range(narrow_range)
+    return q
+
+
 cdef inline const float *_cptr(cnp.ndarray a):
     return <const float *>cnp.PyArray_DATA(a)
 
@@ -325,10 +342,7 @@ def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=
     """
     cdef cnp.ndarray g, x, dx
     g, x = _two_arrays(gradients, inputs)
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef _Quant q = _quant(min, max, num_bits, narrow_range)
     cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
     cdef cfq_exec ex = _exec(isa, threads, n)
     cdef float dmin = 0.0, dmax = 0.0
@@ -338,22 +352,20 @@ def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=
     cdef const float *px = _cptr(x)
     cdef float *pdx = _ptr(dx)
     with nogil:
-        rc = cfq_fq_vars_grad(pg, px, n, fmin, fmax, bits, narrow, pdx, &dmin, &dmax, &ex)
+        rc = cfq_fq_vars_grad(pg, px, n, q.min, q.max, q.num_bits, q.narrow_range, pdx, &dmin, &dmax, &ex)
     if rc != CFQ_OK:
         _raise_for(rc)
     return tuple.__new__(FakeQuantWithMinMaxVarsGradient,
                          (_finish_out(out, dx), _f32_scalar_array(dmin), _f32_scalar_array(dmax)))
 
 
-def fake_quant_with_min_max_vars(inputs, min, max, num_bits=8, narrow_range=False, name=None,
-                                 *, out=None, threads=None, isa=None):
-    """FakeQuantWithMinMaxVars, bit-exact with TensorFlow 2.21: a float32
-    array of the inputs' shape.  min == max == 0 gives zeros, as in TF."""
+cdef enum _ForwardOp:
+    _OP_VARS
+    _OP_ARGS
+
+
+cdef object _forward(_ForwardOp op, object inputs, _Quant q, object out, object threads, object isa):
     cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
     cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
     cdef cfq_exec ex = _exec(isa, threads, n)
     cdef cnp.ndarray dst = _out_target(out, x, (x,))
@@ -361,14 +373,24 @@ def fake_quant_with_min_max_vars(inputs, min, max, num_bits=8, narrow_range=Fals
     cdef float *pout = _ptr(dst)
     cdef int rc
     with nogil:
-        rc = cfq_fq_vars(px, n, fmin, fmax, bits, narrow, pout, &ex)
+        if op == _OP_VARS:
+            rc = cfq_fq_vars(px, n, q.min, q.max, q.num_bits, q.narrow_range, pout, &ex)
+        else:
+            rc = cfq_fq_args(px, n, q.min, q.max, q.num_bits, q.narrow_range, pout, &ex)
     if rc != CFQ_OK:
-        _raise_for(rc)
+        _raise_for(rc, _args_detail(rc, q))
     return _finish_out(out, dst)
 
 
-cdef str _args_detail(int rc, float fmin, float fmax):
-    return f", was: {fmin!r} >= {fmax!r}" if rc == CFQ_EMINMAX else ""
+cdef str _args_detail(int rc, _Quant q):
+    return f", was: {q.min!r} >= {q.max!r}" if rc == CFQ_EMINMAX else ""
+
+
+def fake_quant_with_min_max_vars(inputs, min, max, num_bits=8, narrow_range=False, name=None,
+                                 *, out=None, threads=None, isa=None):
+    """FakeQuantWithMinMaxVars, bit-exact with TensorFlow 2.21: a float32
+    array of the inputs' shape.  min == max == 0 gives zeros, as in TF."""
+    return _forward(_OP_VARS, inputs, _quant(min, max, num_bits, narrow_range), out, threads, isa)
 
 
 def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_range=False,
@@ -376,22 +398,7 @@ def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_r
     """FakeQuantWithMinMaxArgs, bit-exact with TensorFlow 2.21.  As the vars
     op, but multiplying by inv_scale = (qmax - qmin) / (max - min) where vars
     divides by scale; min must be smaller than max (ValueError otherwise)."""
-    cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
-    cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
-    cdef cfq_exec ex = _exec(isa, threads, n)
-    cdef cnp.ndarray dst = _out_target(out, x, (x,))
-    cdef const float *px = _cptr(x)
-    cdef float *pout = _ptr(dst)
-    cdef int rc
-    with nogil:
-        rc = cfq_fq_args(px, n, fmin, fmax, bits, narrow, pout, &ex)
-    if rc != CFQ_OK:
-        _raise_for(rc, _args_detail(rc, fmin, fmax))
-    return _finish_out(out, dst)
+    return _forward(_OP_ARGS, inputs, _quant(min, max, num_bits, narrow_range), out, threads, isa)
 
 
 def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, num_bits=8,
@@ -402,10 +409,7 @@ def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, 
     they are attributes, as in TF."""
     cdef cnp.ndarray g, x
     g, x = _two_arrays(gradients, inputs)
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef _Quant q = _quant(min, max, num_bits, narrow_range)
     cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
     cdef cfq_exec ex = _exec(isa, threads, n)
     cdef cnp.ndarray dx = _out_target(out, x, (g, x))
@@ -414,9 +418,9 @@ def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, 
     cdef float *pdx = _ptr(dx)
     cdef int rc
     with nogil:
-        rc = cfq_fq_args_grad(pg, px, n, fmin, fmax, bits, narrow, pdx, &ex)
+        rc = cfq_fq_args_grad(pg, px, n, q.min, q.max, q.num_bits, q.narrow_range, pdx, &ex)
     if rc != CFQ_OK:
-        _raise_for(rc, _args_detail(rc, fmin, fmax))
+        _raise_for(rc, _args_detail(rc, q))
     return _finish_out(out, dx)
 
 
@@ -495,10 +499,7 @@ def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow
     pass ``fake_quant_region_gradient(gradients, region)`` then reads 1 byte
     per element instead of 4 and gives the same bits."""
     cdef cnp.ndarray x = _as_f32_array(inputs, "inputs")
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef _Quant q = _quant(min, max, num_bits, narrow_range)
     cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
     cdef cfq_exec ex = _exec(isa, threads, n)
     cdef cnp.ndarray dst = _out_target(out, x, (x,))
@@ -508,7 +509,7 @@ def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow
     cdef unsigned char *pr = <unsigned char *>cnp.PyArray_DATA(region)
     cdef int rc
     with nogil:
-        rc = cfq_fq_vars_and_region(px, n, fmin, fmax, bits, narrow, pout, pr, &ex)
+        rc = cfq_fq_vars_and_region(px, n, q.min, q.max, q.num_bits, q.narrow_range, pout, pr, &ex)
     if rc != CFQ_OK:
         _raise_for(rc)
     return _finish_out(out, dst), region
@@ -547,12 +548,9 @@ def fake_quant_region_gradient(gradients, region, *, out=None, threads=None, isa
 def nudge(min, max, num_bits=8, narrow_range=False):
     """TensorFlow's nudge of [min, max]: ``(nudged_min, nudged_max, scale)``
     as numpy.float32 values."""
-    cdef float fmin = _as_f32_scalar(min, "min")
-    cdef float fmax = _as_f32_scalar(max, "max")
-    cdef int bits = _as_num_bits(num_bits)
-    cdef int narrow = _as_narrow_range(narrow_range)
+    cdef _Quant q = _quant(min, max, num_bits, narrow_range)
     cdef float lo = 0.0, hi = 0.0, scale = 0.0
-    cdef int rc = cfq_nudge(fmin, fmax, bits, narrow, &lo, &hi, &scale)
+    cdef int rc = cfq_nudge(q.min, q.max, q.num_bits, q.narrow_range, &lo, &hi, &scale)
     if rc != CFQ_OK:
         _raise_for(rc)
     return np.float32(lo), np.float32(hi), np.float32(scale)
