@@ -66,6 +66,28 @@ static void cfq_sums_task(void *ctx, size_t task)
     }
 }
 
+static void cfq_job_set(cfq_job *j, enum cfq_op op, const cfq_kernels *k, const cfq_params *p,
+                        const float *a, const float *x, const unsigned char *codes, float *out,
+                        unsigned char *region, size_t n)
+{
+    j->op = op;
+    j->k = k;
+    j->p = p;
+    j->a = a;
+    j->x = x;
+    j->codes = codes;
+    j->out = out;
+    j->region = region;
+    j->n = n;
+}
+
+/* Non-temporal stores only pay for outputs past the last-level cache, and
+ * need 16-byte alignment. */
+static int cfq_should_stream(size_t n, const float *out)
+{
+    return n >= CFQ_STREAM_MIN && ((size_t)out & 15) == 0;
+}
+
 static size_t cfq_ceil_div(size_t a, size_t b)
 {
     return a / b + (a % b != 0);
@@ -144,14 +166,8 @@ int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients, const float 
         *backprop_wrt_min = 0.0f;
         *backprop_wrt_max = 0.0f;
     } else if (rc == CFQ_OK) {
-        p.stream = n >= CFQ_STREAM_MIN && ((size_t)backprops_wrt_input & 15) == 0;
-        j.op = CFQ_OP_VARS_GRAD;
-        j.k = k;
-        j.p = &p;
-        j.a = gradients;
-        j.x = inputs;
-        j.out = backprops_wrt_input;
-        j.n = n;
+        p.stream = cfq_should_stream(n, backprops_wrt_input);
+        cfq_job_set(&j, CFQ_OP_VARS_GRAD, k, &p, gradients, inputs, NULL, backprops_wrt_input, NULL, n);
         cfq_run_sums(&j, threads, backprop_wrt_min, backprop_wrt_max);
     }
     cfq_fpenv_leave(&env);
@@ -212,14 +228,7 @@ static int cfq_elementwise(enum cfq_op op, const float *a, const float *x, size_
             if (op == CFQ_OP_VARS_REGION)
                 memset(region, CFQ_REGION_PASS, n);
         } else {
-            j.op = op;
-            j.k = k;
-            j.p = &p;
-            j.a = a;
-            j.x = x;
-            j.out = out;
-            j.region = region;
-            j.n = n;
+            cfq_job_set(&j, op, k, &p, a, x, NULL, out, region, n);
             cfq_run_elementwise(&j, cfq_threads_of(exec));
         }
     }
@@ -275,14 +284,8 @@ int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size
         return CFQ_ENULL;
     cfq_fpenv_enter(&env);
     cfq_params_make(0.0f, 1.0f, 8, 0, &p); /* only p.one, zero and stream are read */
-    p.stream = n >= CFQ_STREAM_MIN && ((size_t)backprops_wrt_input & 15) == 0;
-    j.op = CFQ_OP_REGION_GRAD;
-    j.k = k;
-    j.p = &p;
-    j.a = gradients;
-    j.codes = region;
-    j.out = backprops_wrt_input;
-    j.n = n;
+    p.stream = cfq_should_stream(n, backprops_wrt_input);
+    cfq_job_set(&j, CFQ_OP_REGION_GRAD, k, &p, gradients, NULL, region, backprops_wrt_input, NULL, n);
     bad = cfq_run_sums(&j, cfq_threads_of(exec), backprop_wrt_min, backprop_wrt_max);
     cfq_fpenv_leave(&env);
     return bad ? CFQ_EREGION : CFQ_OK;

@@ -125,11 +125,28 @@ static void cfq_pc_grad_channel(void *ctx, size_t c)
     j->dmax[c] = p.passthrough ? 0.0f : cfq_sum_result(&above);
 }
 
-/* Checks shared by both ops; fills the job and picks the task split. */
-static int cfq_pc_setup(cfq_pc_job *j, const cfq_exec *exec, size_t *tasks, int *threads)
+/* Fills the job and checks what both ops share; picks the task split. */
+static int cfq_pc_setup(cfq_pc_job *j, const float *g, const float *x, size_t outer,
+                        size_t channels, size_t inner, const float *min, const float *max,
+                        int num_bits, int narrow_range, float *out, float *dmin, float *dmax,
+                        const cfq_exec *exec, size_t *tasks, int *threads)
 {
     size_t total;
-    int rc = cfq_count(j->outer, j->channels, j->inner, &total);
+    int rc;
+    memset(j, 0, sizeof *j);
+    j->g = g;
+    j->x = x;
+    j->min = min;
+    j->max = max;
+    j->out = out;
+    j->dmin = dmin;
+    j->dmax = dmax;
+    j->outer = outer;
+    j->channels = channels;
+    j->inner = inner;
+    j->num_bits = num_bits;
+    j->narrow_range = narrow_range;
+    rc = cfq_count(outer, channels, inner, &total);
     if (rc != CFQ_OK)
         return rc;
     if ((total > 0 && (j->x == NULL || j->g == NULL || j->out == NULL)) ||
@@ -155,19 +172,11 @@ int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_
 {
     cfq_pc_job j;
     cfq_fpenv env;
-    size_t tasks;
-    int threads, rc;
-    memset(&j, 0, sizeof j);
-    j.g = j.x = inputs;
-    j.min = min;
-    j.max = max;
-    j.out = outputs;
-    j.outer = outer;
-    j.channels = channels;
-    j.inner = inner;
-    j.num_bits = num_bits;
-    j.narrow_range = narrow_range;
-    if ((rc = cfq_pc_setup(&j, exec, &tasks, &threads)) != CFQ_OK)
+    size_t tasks = 0;
+    int threads = 1, rc;
+    rc = cfq_pc_setup(&j, inputs, inputs, outer, channels, inner, min, max, num_bits,
+                      narrow_range, outputs, NULL, NULL, exec, &tasks, &threads);
+    if (rc != CFQ_OK)
         return rc;
     if (j.outer == 0 || j.inner == 0)
         return CFQ_OK;
@@ -185,22 +194,12 @@ int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t 
 {
     cfq_pc_job j;
     cfq_fpenv env;
-    size_t tasks;
-    int threads, rc;
-    memset(&j, 0, sizeof j);
-    j.g = gradients;
-    j.x = inputs;
-    j.min = min;
-    j.max = max;
-    j.out = backprops_wrt_input;
-    j.dmin = backprop_wrt_min;
-    j.dmax = backprop_wrt_max;
-    j.outer = outer;
-    j.channels = channels;
-    j.inner = inner;
-    j.num_bits = num_bits;
-    j.narrow_range = narrow_range;
-    if ((rc = cfq_pc_setup(&j, exec, &tasks, &threads)) != CFQ_OK)
+    size_t tasks = 0;
+    int threads = 1, rc;
+    rc = cfq_pc_setup(&j, gradients, inputs, outer, channels, inner, min, max, num_bits,
+                      narrow_range, backprops_wrt_input, backprop_wrt_min, backprop_wrt_max, exec,
+                      &tasks, &threads);
+    if (rc != CFQ_OK)
         return rc;
     if (channels > 0 && (backprop_wrt_min == NULL || backprop_wrt_max == NULL))
         return CFQ_ENULL;
