@@ -203,6 +203,12 @@ int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t 
         return rc;
     if (channels > 0 && (backprop_wrt_min == NULL || backprop_wrt_max == NULL))
         return CFQ_ENULL;
+    if (j.outer == 0 || j.inner == 0) { /* no elements (the arrays may be NULL) */
+        size_t c;
+        for (c = 0; c < channels; c++)
+            backprop_wrt_min[c] = backprop_wrt_max[c] = 0.0f;
+        return CFQ_OK;
+    }
     cfq_fpenv_enter(&env);
     cfq_parallel_for(threads, tasks, j.inner == 1 ? cfq_pc_grad_block : cfq_pc_grad_channel, &j);
     cfq_fpenv_leave(&env);
