@@ -8,7 +8,6 @@ message that names the argument.
 """
 from collections import namedtuple
 import os
-import warnings
 
 import numpy as np
 cimport numpy as cnp
@@ -72,23 +71,30 @@ cdef cnp.ndarray _as_f32_array(object value, str name):
     if _is_f32_ready(arr):
         return arr
     # Rounds to nearest, as TF's conversion does; huge values become +-inf.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    # np.errstate, unlike warnings.catch_warnings, is thread-local, and it
+    # also holds against a caller's np.errstate(over="raise").
+    with np.errstate(over="ignore", invalid="ignore"):
         return np.require(arr, dtype=np.float32, requirements=["C", "A"])
 
 
 cdef float _as_f32_scalar(object value, str name) except? -1.0:
     """A Python number, NumPy scalar or 0-d array as a finite float32."""
     cdef double d
+    cdef float f = 0.0
     if PyFloat_Check(value):
         d = PyFloat_AS_DOUBLE(value)
     elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     elif PyLong_Check(value):
-        try:
-            d = float(value)
-        except OverflowError:
-            raise ValueError(f"{name} must be finite in float32, got {value!r}") from None
+        # Rounded once, straight to float32, as numpy does (not via double).
+        with np.errstate(over="ignore"):
+            try:
+                f = np.float32(value)
+            except OverflowError:
+                raise ValueError(f"{name} must be finite in float32, got {value!r}") from None
+        if not fabs(f) <= 3.4028234663852886e38:
+            raise ValueError(f"{name} must be finite in float32, got {value!r}")
+        return f
     else:
         if isinstance(value, (str, bytes)):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -100,7 +106,14 @@ cdef float _as_f32_scalar(object value, str name) except? -1.0:
             raise ValueError(f"{name} must be a scalar (shape ()), got shape {arr.shape}")
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {arr.dtype}")
-        d = float(arr.astype(np.float64))
+        if arr.dtype != np.float64:
+            # One rounding to float32 (float128, int64...), none via double.
+            with np.errstate(over="ignore", invalid="ignore"):
+                f = arr.astype(np.float32)[()]
+            if not fabs(f) <= 3.4028234663852886e38:
+                raise ValueError(f"{name} must be finite in float32, got {value!r}")
+            return f
+        d = arr[()]
     if not fabs(d) < _F32_OVERFLOW:
         raise ValueError(f"{name} must be finite in float32, got {d!r}")
     return <float>d
@@ -154,7 +167,7 @@ cdef int _as_isa(object isa) except -2:
         return CFQ_ISA_AUTO
     if not isinstance(isa, str):
         raise TypeError(f"isa must be a str or None, got {type(isa).__name__}")
-    code = cfq_isa_from_name(isa.encode())
+    code = -1 if "\0" in isa else cfq_isa_from_name(isa.encode())
     if code < 0:
         raise ValueError(f"unknown isa {isa!r}; expected one of 'scalar', 'avx2', 'avx512', 'neon'")
     if not cfq_isa_available(code):
@@ -213,6 +226,17 @@ cdef cnp.ndarray _out_target(object out, cnp.ndarray like, tuple inputs):
         else:
             return o
     return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like), cnp.NPY_FLOAT32, 0)
+
+
+cdef tuple _apart_from(cnp.ndarray dst, cnp.ndarray vmin, cnp.ndarray vmax):
+    """Per-channel min/max vectors that `dst` does not overlap: the kernels
+    read them while writing `dst`, so an `out` sharing their memory gets
+    copies of them (they are small)."""
+    if _overlaps(dst, vmin):
+        vmin = vmin.copy()
+    if _overlaps(dst, vmax):
+        vmax = vmax.copy()
+    return vmin, vmax
 
 
 cdef object _finish_out(object out, cnp.ndarray result):
@@ -439,6 +463,7 @@ def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narro
     cdef int narrow = _as_narrow_range(narrow_range)
     cdef cfq_exec ex = _exec(isa, threads, cnp.PyArray_SIZE(x))
     cdef cnp.ndarray dst = _out_target(out, x, (x,))
+    vmin, vmax = _apart_from(dst, vmin, vmax)
     cdef const float *px = _cptr(x)
     cdef const float *pmin = _cptr(vmin)
     cdef const float *pmax = _cptr(vmax)
@@ -468,6 +493,7 @@ def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, ma
     cdef int narrow = _as_narrow_range(narrow_range)
     cdef cfq_exec ex = _exec(isa, threads, cnp.PyArray_SIZE(x))
     cdef cnp.ndarray dx = _out_target(out, x, (g, x))
+    vmin, vmax = _apart_from(dx, vmin, vmax)
     cdef cnp.npy_intp dims[1]
     dims[0] = channels
     cdef cnp.ndarray dmin = cnp.PyArray_EMPTY(1, dims, cnp.NPY_FLOAT32, 0)
@@ -519,14 +545,16 @@ def fake_quant_region_gradient(gradients, region, *, out=None, threads=None, isa
     """The vars gradient from region codes (see
     fake_quant_with_min_max_vars_and_region): bit-identical to
     ``fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, ...)``
-    on the inputs and min/max that made the codes."""
+    on the inputs and min/max that made the codes.  A byte that is not a
+    region code is a ValueError; ``out``, if given, may then hold partial
+    results (as with a NumPy ufunc that fails part way)."""
     cdef cnp.ndarray g = _as_f32_array(gradients, "gradients")
     cdef cnp.ndarray r
     if not isinstance(region, np.ndarray) or region.dtype != np.uint8:
         raise TypeError("region must be the uint8 array returned by "
                         f"fake_quant_with_min_max_vars_and_region, got {type(region).__name__}"
                         + (f" of dtype {region.dtype}" if isinstance(region, np.ndarray) else ""))
-    r = np.ascontiguousarray(region)
+    r = np.require(region, requirements=["C", "A"])  # keeps 0-d as 0-d
     if not _same_shape(g, r):
         raise ValueError(f"gradients and region must have the same shape, got {_shape(g)} and {_shape(r)}")
     cdef size_t n = <size_t>cnp.PyArray_SIZE(g)

@@ -7,6 +7,9 @@
  * chunk and combined in chunk order by the caller.  One job runs at a time;
  * a call that finds the pool busy runs its tasks on its own thread.
  */
+#if defined(__linux__) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* sysconf */
+#endif
 #include <stdlib.h>
 
 #include "cfq_internal.h"
@@ -22,8 +25,10 @@ static void cfq_unlock(cfq_mutex *m) { ReleaseSRWLockExclusive(m); }
 static int cfq_trylock(cfq_mutex *m) { return TryAcquireSRWLockExclusive(m) != 0; }
 static void cfq_wait(cfq_cond *c, cfq_mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
 static void cfq_signal_all(cfq_cond *c) { WakeAllConditionVariable(c); }
+static void cfq_cond_init(cfq_cond *c) { InitializeConditionVariable(c); }
 #else
 #include <pthread.h>
+#include <unistd.h>
 typedef pthread_mutex_t cfq_mutex;
 typedef pthread_cond_t cfq_cond;
 #define CFQ_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
@@ -34,6 +39,7 @@ static void cfq_pool_reset_after_fork(void);
 static int cfq_trylock(cfq_mutex *m) { return pthread_mutex_trylock(m) == 0; }
 static void cfq_wait(cfq_cond *c, cfq_mutex *m) { pthread_cond_wait(c, m); }
 static void cfq_signal_all(cfq_cond *c) { pthread_cond_broadcast(c); }
+static void cfq_cond_init(cfq_cond *c) { pthread_cond_init(c, NULL); }
 #endif
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
@@ -49,18 +55,40 @@ static void cfq_pause(void) {}
  * as long as a whole 1M-element call; back-to-back calls should not pay it. */
 #define CFQ_SPIN_ROUNDS 4000
 
+/* Processors online, or a large number when unknown. */
+static int cfq_online_cpus(void)
+{
+#if defined(_WIN32)
+    SYSTEM_INFO info;
+    GetSystemInfo(&info);
+    return (int)info.dwNumberOfProcessors;
+#elif defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
+#else
+    return CFQ_MAX_THREADS;
+#endif
+}
+
 /* Waits, the pool lock held, until *value differs from `from`: spinning
- * first, then sleeping on `cond`. */
-static void cfq_wait_change(volatile unsigned long *value, unsigned long from, cfq_cond *cond);
+ * `spin` rounds first, then sleeping on `cond` with *sleeping set. */
+static void cfq_wait_change(volatile unsigned long *value, unsigned long from, int spin,
+                            cfq_cond *cond, int *sleeping);
 
 /* Held by the one caller whose job is in the pool. */
 static cfq_mutex cfq_job_lock = CFQ_MUTEX_INIT;
 
 /* Everything below is guarded by cfq_pool_lock. */
 static cfq_mutex cfq_pool_lock = CFQ_MUTEX_INIT;
-static cfq_cond cfq_work_ready = CFQ_COND_INIT;
 static cfq_cond cfq_work_done = CFQ_COND_INIT;
+static int cfq_caller_sleeping;
+/* One wake-up condition per worker, so a job wakes only the workers it
+ * uses: a pool once grown wide (threads=64) must not make every later
+ * narrow call wake, or spin against, the idle ones. */
+static cfq_cond cfq_work_ready[CFQ_MAX_THREADS];
+static int cfq_worker_sleeping[CFQ_MAX_THREADS];
 static int cfq_workers;            /* threads started so far */
+static int cfq_cpus;               /* processors online, read at first use */
 static volatile unsigned long cfq_job_id;   /* bumped for every job */
 static int cfq_job_helpers;        /* workers 0..cfq_job_helpers-1 take part */
 static volatile unsigned long cfq_job_pending; /* helpers not finished with the job */
@@ -81,30 +109,40 @@ static void cfq_take_tasks(void)
     }
 }
 
-/* A worker starts with seen = 0 < cfq_job_id, so it joins the job it was
- * started for. */
-static void cfq_wait_change(volatile unsigned long *value, unsigned long from, cfq_cond *cond)
+static void cfq_wait_change(volatile unsigned long *value, unsigned long from, int spin,
+                            cfq_cond *cond, int *sleeping)
 {
     int spins = 0;
     while (*value == from) {
-        if (spins++ < CFQ_SPIN_ROUNDS) {
+        if (spins++ < spin) {
             cfq_unlock(&cfq_pool_lock);
             cfq_pause();
             cfq_lock(&cfq_pool_lock);
         } else {
+            *sleeping = 1;
             cfq_wait(cond, &cfq_pool_lock);
+            *sleeping = 0;
         }
     }
 }
 
+/* A worker starts with seen = 0 < cfq_job_id, so it joins the job it was
+ * started for.  Only a worker that took part in the last job and has a
+ * processor of its own (the caller has one too) spins for the next one; the
+ * others sleep until a job that uses them signals them, so neither an idle
+ * wide pool nor an oversubscribed one burns the cores the work needs. */
 static void cfq_worker_loop(int index)
 {
     unsigned long seen = 0;
+    int took_part = 1;
     cfq_lock(&cfq_pool_lock);
     for (;;) {
-        cfq_wait_change(&cfq_job_id, seen, &cfq_work_ready);
+        int spin = took_part && index + 1 < cfq_cpus;
+        cfq_wait_change(&cfq_job_id, seen, spin ? CFQ_SPIN_ROUNDS : 0,
+                        &cfq_work_ready[index], &cfq_worker_sleeping[index]);
         seen = cfq_job_id;
-        if (index >= cfq_job_helpers)
+        took_part = index < cfq_job_helpers;
+        if (!took_part)
             continue;
         /* Each worker runs the FP environment the kernels need. */
         {
@@ -113,7 +151,7 @@ static void cfq_worker_loop(int index)
             cfq_take_tasks();
             cfq_fpenv_leave(&env);
         }
-        if (--cfq_job_pending == 0)
+        if (--cfq_job_pending == 0 && cfq_caller_sleeping)
             cfq_signal_all(&cfq_work_done);
     }
 }
@@ -157,8 +195,8 @@ static void cfq_pool_reset_after_fork(void)
 {
     pthread_mutex_init(&cfq_job_lock, NULL);
     pthread_mutex_init(&cfq_pool_lock, NULL);
-    pthread_cond_init(&cfq_work_ready, NULL);
     pthread_cond_init(&cfq_work_done, NULL);
+    cfq_caller_sleeping = 0;
     cfq_workers = 0;
     cfq_job_pending = 0;
 }
@@ -172,7 +210,7 @@ static void cfq_register_atfork(void)
 void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
 {
     size_t t;
-    int helpers = threads - 1;
+    int w, helpers = threads - 1;
 
     if ((size_t)helpers > tasks - (tasks > 0))
         helpers = (int)(tasks > 0 ? tasks - 1 : 0);
@@ -185,8 +223,15 @@ void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
     pthread_once(&cfq_atfork_once, cfq_register_atfork);
 #endif
     cfq_lock(&cfq_pool_lock);
-    while (cfq_workers < helpers && cfq_start_worker(cfq_workers))
+    if (cfq_cpus == 0)
+        cfq_cpus = cfq_online_cpus();
+    while (cfq_workers < helpers) {
+        cfq_cond_init(&cfq_work_ready[cfq_workers]);
+        cfq_worker_sleeping[cfq_workers] = 0;
+        if (!cfq_start_worker(cfq_workers))
+            break;
         cfq_workers++;
+    }
     if (helpers > cfq_workers)
         helpers = cfq_workers; /* could not start more: fewer helpers */
     cfq_job_fn = fn;
@@ -196,10 +241,13 @@ void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
     cfq_job_helpers = helpers;
     cfq_job_pending = (unsigned long)helpers;
     cfq_job_id++;
-    cfq_signal_all(&cfq_work_ready);
+    for (w = 0; w < helpers; w++)
+        if (cfq_worker_sleeping[w])
+            cfq_signal_all(&cfq_work_ready[w]);
     cfq_take_tasks();
     while (cfq_job_pending > 0)
-        cfq_wait_change(&cfq_job_pending, cfq_job_pending, &cfq_work_done);
+        cfq_wait_change(&cfq_job_pending, cfq_job_pending, CFQ_SPIN_ROUNDS, &cfq_work_done,
+                        &cfq_caller_sleeping);
     cfq_unlock(&cfq_pool_lock);
     cfq_unlock(&cfq_job_lock);
 }

@@ -98,3 +98,27 @@ def test_region_errors():
 def test_threads_argument_checked(bad, exc):
     with pytest.raises(exc, match="threads"):
         vg(np.zeros(3), np.zeros(3), -1.0, 1.0, threads=bad)
+
+
+def test_region_gradient_zero_d():
+    out, region = cfq.fake_quant_with_min_max_vars_and_region(np.float32(0.25), -1.0, 1.0)
+    r = cfq.fake_quant_region_gradient(np.float32(3.0), region)
+    assert r.backprops_wrt_input.shape == () and float(r.backprops_wrt_input) == 3.0
+    want = vg(np.float32(3.0), np.float32(0.25), -1.0, 1.0)
+    for a, b in zip(r, want):
+        assert_bits_equal(a, b)
+    with pytest.raises(ValueError, match="same shape"):
+        cfq.fake_quant_region_gradient(np.ones(1, np.float32), region)
+    with pytest.raises(ValueError, match="same shape"):
+        cfq.fake_quant_region_gradient(np.float32(1.0), np.zeros(1, np.uint8))
+
+
+def test_wide_pool_does_not_slow_later_calls_results():
+    # A wide call grows the pool; later narrow calls still agree bit for bit
+    # (speed is the benchmark's business, not a test's).
+    g = np.random.default_rng(5).standard_normal(1 << 18).astype(np.float32)
+    x = np.random.default_rng(6).standard_normal(1 << 18).astype(np.float32)
+    want = vg(g, x, -1.0, 1.0, threads=1)
+    for t in (64, 2, 1, 3, 64, 2):
+        for a, b in zip(vg(g, x, -1.0, 1.0, threads=t), want):
+            assert_bits_equal(a, b)

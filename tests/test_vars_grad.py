@@ -320,3 +320,52 @@ def test_concurrent_calls_agree():
     for r in results:
         for a, b in zip(r, want):
             assert_bits_equal(a, b)
+
+
+def test_conversion_ignores_callers_errstate():
+    # float64 values beyond float32 become +-inf as in TF, even when the
+    # caller asked NumPy to raise on overflow (cfq sets its own state).
+    x = np.array([1e300, -1e300, 0.5])
+    with np.errstate(all="raise"):
+        r = vg(np.ones(3), x, -1.0, 1.0)
+        f = cfq.fake_quant_with_min_max_vars(x, -1.0, 1.0)
+    assert_bits_equal(r[0], np.array([0.0, 0.0, 1.0], np.float32))
+    assert f[0] > 0.99 and f[1] < -0.99
+
+
+def test_conversion_under_concurrent_threads_keeps_warnings_filters():
+    import warnings
+    before = list(warnings.filters)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(200):
+                vg(np.ones(4), np.array([1e300, 0.0, 1.0, 2.0]), -1.0, 1.0)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and warnings.filters == before
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="long double is double here")
+def test_long_double_min_max_rounded_once():
+    # 1 + 2**-24 + 2**-60 rounds up to float32 directly, but to 1.0 via double.
+    v = np.longdouble(1) + np.longdouble(2) ** -24 + np.longdouble(2) ** -60
+    assert cfq.nudge(-1.0, v) == cfq.nudge(-1.0, v.astype(np.float32))
+    assert cfq.nudge(-1.0, np.asarray(v)) == cfq.nudge(-1.0, np.float32(1 + 2 ** -23))
+
+
+def test_python_int_min_max_converted_as_numpy_and_tf_do():
+    v = 2 ** 60 + 2 ** 36 + 1
+    assert cfq.nudge(-v, v) == cfq.nudge(np.float32(-v), np.float32(v))
+
+
+def test_isa_name_with_nul_rejected():
+    with pytest.raises(ValueError, match="unknown isa"):
+        vg(np.zeros(3), np.zeros(3), -1.0, 1.0, isa="scalar\0junk")
