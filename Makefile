@@ -20,7 +20,7 @@ endif
 SIMDE_OK := $(shell test -f /usr/include/simde/x86/avx512.h && echo yes)
 
 .PHONY: all build test ctest ctest-avx512-emu pytest bench clean \
-        lib ctest-aarch64 ctest-sanitize ctest-clang fuzz fuzz-short fuzz-build
+        lib ctest-aarch64 ctest-sanitize ctest-tsan ctest-clang fuzz fuzz-short fuzz-build
 
 all: build
 
@@ -125,6 +125,17 @@ ifeq ($(ARCH)$(SIMDE_OK),x86_64yes)
 	@$(MAKE) --no-print-directory $(SANEMU)/test_core
 	$(SANEMU)/test_core
 endif
+
+# ---- The C tests under ThreadSanitizer (the thread pool's locking) -----------
+TSAN := build/c-tsan
+TSAN_CFLAGS := $(filter-out -O3,$(CORE_CFLAGS)) -fsanitize=thread -g -O1
+$(TSAN)/%.o: src/%.c $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(TSAN_CFLAGS) $(ISA_$*) -c $< -o $@
+$(TSAN)/test_core: tests/c/test_core.c $(patsubst src/%.c,$(TSAN)/%.o,$(CORE_SRC))
+	$(CC) $(TSAN_CFLAGS) $^ -lm -pthread -o $@
+ctest-tsan: $(TSAN)/test_core
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/test_core
 
 # ---- The C tests built with clang --------------------------------------------
 # A second compiler's warnings (-Werror) and code generation; the AVX-512 file

@@ -553,11 +553,13 @@ static void test_region_case(size_t n, qcase q)
     free(x); free(g); free(ref); free(got); free(codes);
 }
 
-/* Threads: identical bits for 1, 2, 3 and 7 threads, wide dynamic range. */
+/* Threads: identical bits for 1, 2, 3 and 7 threads, wide dynamic range;
+ * then a wide pool (64) serving narrow calls again. */
 static void test_threads(void)
 {
     const size_t n = 1000003;
-    const int counts[] = {2, 3, 7};
+    const int counts[] = {2, 3, 7, 64, 2, 1};
+    const int ncounts = (int)(sizeof counts / sizeof counts[0]);
     float *g = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
     float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
     float mins[5] = {-1, -2, 0, -0.5f, -3}, maxs[5] = {1, 2, 0, 0.5f, 3};
@@ -571,7 +573,7 @@ static void test_threads(void)
     }
     cfq_fq_vars_grad(g, x, n, -1.0f, 1.0f, 8, 0, ref, &rmin[0], &rmax[0], NULL);
     cfq_fq_vars_and_region(x, n, -1.0f, 1.0f, 8, 0, got, codes, NULL);
-    for (t = 0; t < 3; t++) {
+    for (t = 0; t < ncounts; t++) {
         cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
         cfq_fq_vars_grad(g, x, n, -1.0f, 1.0f, 8, 0, got, &gmin[0], &gmax[0], &ex);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && bits_of(gmin[0]) == bits_of(rmin[0]) &&
@@ -586,7 +588,7 @@ static void test_threads(void)
     }
     /* Per channel, channels last (5) and channels first ([5, n / 5]). */
     cfq_fq_per_channel_grad(g, x, n / 5, 5, 1, mins, maxs, 8, 0, ref, rmin, rmax, NULL);
-    for (t = 0; t < 3; t++) {
+    for (t = 0; t < ncounts; t++) {
         cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
         cfq_fq_per_channel_grad(g, x, n / 5, 5, 1, mins, maxs, 8, 0, got, gmin, gmax, &ex);
         CHECK(memcmp(got, ref, (n / 5) * 5 * sizeof(float)) == 0 && memcmp(gmin, rmin, sizeof gmin) == 0 &&
@@ -594,7 +596,7 @@ static void test_threads(void)
               "per-channel grad with %d threads differs", counts[t]);
     }
     cfq_fq_per_channel_grad(g, x, 1, 5, n / 5, mins, maxs, 8, 0, ref, rmin, rmax, NULL);
-    for (t = 0; t < 3; t++) {
+    for (t = 0; t < ncounts; t++) {
         cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
         cfq_fq_per_channel_grad(g, x, 1, 5, n / 5, mins, maxs, 8, 0, got, gmin, gmax, &ex);
         CHECK(memcmp(got, ref, (n / 5) * 5 * sizeof(float)) == 0 && memcmp(gmin, rmin, sizeof gmin) == 0,
