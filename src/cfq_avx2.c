@@ -18,19 +18,40 @@ static inline void cfq_twosum_add_avx2(__m256d *s, __m256d *c, __m256d v)
     *s = t;
 }
 
-/* 8 float terms into sum lanes 0-3 (acc[0]) and 4-7 (acc[1]), their
- * errors into error lanes 0-3 (acc[2]), low half first. */
-static inline void cfq_lanes_add8_avx2(__m256d acc[3], __m256 terms)
+/* A sum's lanes in registers (see cfq_lanes): acc[0], acc[1] the sums of
+ * lanes 0-3 and 4-7, acc[2] the error lanes 0-3, acc[3], acc[4] the open
+ * block's partials of lanes 0-3 and 4-7. */
+#define CFQ_ACC_AVX2 5
+
+/* 8 float terms into the partials of lanes 0-7. */
+static inline void cfq_lanes_add8_avx2(__m256d acc[CFQ_ACC_AVX2], __m256 terms)
 {
-    cfq_twosum_add_avx2(&acc[0], &acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    cfq_twosum_add_avx2(&acc[1], &acc[2], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+    acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    acc[4] = _mm256_add_pd(acc[4], _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
 }
 
-static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[3])
+/* The block's end: partials into the compensated sums, lanes 0-3 first. */
+static inline void cfq_lanes_block_end_avx2(__m256d acc[CFQ_ACC_AVX2])
+{
+    cfq_twosum_add_avx2(&acc[0], &acc[2], acc[3]);
+    cfq_twosum_add_avx2(&acc[1], &acc[2], acc[4]);
+    acc[3] = _mm256_setzero_pd();
+    acc[4] = _mm256_setzero_pd();
+}
+
+/* Whether the step of 8 at i is the last of its block. */
+static inline int cfq_block_last8(size_t i)
+{
+    return (i & (CFQ_BLOCK - 1)) == CFQ_BLOCK - 8;
+}
+
+static void cfq_lanes_store_avx2(cfq_lanes *a, const __m256d acc[CFQ_ACC_AVX2])
 {
     _mm256_storeu_pd(a->s, acc[0]);
     _mm256_storeu_pd(a->s + 4, acc[1]);
     _mm256_storeu_pd(a->c, acc[2]);
+    _mm256_storeu_pd(a->p, acc[3]);
+    _mm256_storeu_pd(a->p + 4, acc[4]);
 }
 
 /* Stores 8 floats; with `stream`, past the caches (the caller checked that
@@ -45,45 +66,78 @@ static inline void cfq_store8_avx2(float *dst, __m256 v, int stream)
     }
 }
 
+/* The input gradient of 8 elements; returns whether any of their sum terms
+ * can be nonzero (x outside, or g not finite: g * 0 is then NaN). */
+static inline int cfq_vars_grad_dx8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi,
+                                         float *dx, int stream)
+{
+    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
+    const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
+                                        _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
+    const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+        _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
+    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, _mm256_set1_ps(1.0f))), stream);
+    return _mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff;
+}
+
+/* The sum terms of 8 elements into the lanes' partials. */
+static inline void cfq_vars_grad_terms8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi,
+                                             __m256d below_acc[CFQ_ACC_AVX2],
+                                             __m256d above_acc[CFQ_ACC_AVX2])
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    cfq_lanes_add8_avx2(below_acc, _mm256_mul_ps(vg, _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_LT_OQ), one)));
+    cfq_lanes_add8_avx2(above_acc, _mm256_mul_ps(vg, _mm256_and_ps(_mm256_cmp_ps(vx, hi, _CMP_GT_OQ), one)));
+}
+
+/* Block by block: first the input gradient of all 64 elements, then, only
+ * if some term can be nonzero, the sums (the block is still in L1).  One
+ * branch per block rather than per step: with a few percent of inputs
+ * outside, a per-step branch is a coin toss the CPU mispredicts.  In place
+ * (dx over g or x) the second pass would read outputs: step by step then. */
 static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
                                   const cfq_params *p, float *dx,
                                   double sums[2])
 {
     const __m256 lo = _mm256_set1_ps(p->nudged_min);
     const __m256 hi = _mm256_set1_ps(p->nudged_max);
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
-    __m256d below_acc[3], above_acc[3];
+    const int stream = p->stream;
+    __m256d below_acc[CFQ_ACC_AVX2], above_acc[CFQ_ACC_AVX2];
     cfq_lanes below, above;
-    size_t i = 0;
-    int k;
+    size_t i = 0, j, n_blocks = n;
+    int k, busy;
 
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < CFQ_ACC_AVX2; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }
+    if (cfq_overlap(dx, g, n) || cfq_overlap(dx, x, n))
+        n_blocks = 0;
+    for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
+        busy = 0;
+        for (j = i; j < i + CFQ_BLOCK; j += 8)
+            busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi,
+                                           dx + j, stream);
+        if (busy) {
+            for (j = i; j < i + CFQ_BLOCK; j += 8)
+                cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi,
+                                          below_acc, above_acc);
+        }
+        cfq_lanes_block_end_avx2(below_acc);
+        cfq_lanes_block_end_avx2(above_acc);
+    }
     for (; i + 8 <= n; i += 8) {
-        const __m256 vg = _mm256_loadu_ps(g + i);
-        const __m256 vx = _mm256_loadu_ps(x + i);
-        const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_GE_OQ),
-                                            _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
-        /* A non-finite gradient makes a NaN term even where its mask is 0. */
-        const __m256i g_exp = _mm256_and_si256(_mm256_castps_si256(vg), exp_mask);
-        const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g_exp, exp_mask));
-
-        cfq_store8_avx2(dx + i, _mm256_mul_ps(vg, _mm256_and_ps(inside, one)), p->stream);
-        /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
-         * the common step skips them. */
-        if (_mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff) {
-            const __m256 is_below = _mm256_cmp_ps(vx, lo, _CMP_LT_OQ);
-            const __m256 is_above = _mm256_cmp_ps(vx, hi, _CMP_GT_OQ);
-            cfq_lanes_add8_avx2(below_acc, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one)));
-            cfq_lanes_add8_avx2(above_acc, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one)));
+        const __m256 vg = _mm256_loadu_ps(g + i), vx = _mm256_loadu_ps(x + i);
+        if (cfq_vars_grad_dx8_avx2(vg, vx, lo, hi, dx + i, stream))
+            cfq_vars_grad_terms8_avx2(vg, vx, lo, hi, below_acc, above_acc);
+        if (cfq_block_last8(i)) {
+            cfq_lanes_block_end_avx2(below_acc);
+            cfq_lanes_block_end_avx2(above_acc);
         }
     }
     cfq_lanes_store_avx2(&below, below_acc);
     cfq_lanes_store_avx2(&above, above_acc);
-    if (p->stream)
+    if (stream)
         _mm_sfence();
     cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
     sums[0] = cfq_lanes_total(&below);
@@ -244,48 +298,88 @@ static void cfq_fq_vars_region_avx2(const float *x, size_t n, const cfq_params *
     cfq_region_forward_range(x, i, n, p, out, region);
 }
 
+/* The region gradient's input gradient of 8 elements (pass-through codes
+ * are fixed by the terms step); returns whether the step needs that step:
+ * a code other than inside, or a non-finite g. */
+static inline int cfq_region_grad_dx8_avx2(__m256 vg, __m256i code, float *dx, int stream)
+{
+    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
+    const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
+    const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+        _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
+    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, _mm256_set1_ps(1.0f))), stream);
+    return _mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff;
+}
+
+/* The sum terms of 8 elements into the lanes' partials; notes bad bytes and
+ * rewrites dx where a code is pass-through (dx = g). */
+static inline void cfq_region_grad_terms8_avx2(__m256 vg, __m256i code, float *dx, int stream,
+                                               __m256d below_acc[CFQ_ACC_AVX2],
+                                               __m256d above_acc[CFQ_ACC_AVX2], __m256i *bad)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
+    const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
+    const __m256i pass_i = _mm256_cmpeq_epi32(code, _mm256_set1_epi32(CFQ_REGION_PASS));
+    const __m256 pass = _mm256_castsi256_ps(pass_i);
+    const __m256 is_below = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(code, below_bit), below_bit));
+    const __m256 is_above = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(code, above_bit), above_bit));
+    *bad = _mm256_or_si256(*bad, _mm256_andnot_si256(
+        pass_i, _mm256_cmpgt_epi32(code, _mm256_set1_epi32(CFQ_REGION_NONE))));
+    if (_mm256_movemask_ps(pass) != 0) {
+        const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
+        cfq_store8_avx2(dx, _mm256_blendv_ps(_mm256_mul_ps(vg, _mm256_and_ps(inside, one)), vg, pass), stream);
+    }
+    cfq_lanes_add8_avx2(below_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one))));
+    cfq_lanes_add8_avx2(above_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one))));
+}
+
+static inline __m256i cfq_load_codes8_avx2(const unsigned char *region)
+{
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)region));
+}
+
+/* As cfq_fq_vars_grad_avx2: block by block, two passes, except in place. */
 static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, size_t n,
                                    const cfq_params *p, float *dx, double sums[2])
 {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
-    const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
-    const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
-    __m256d below_acc[3], above_acc[3];
+    const int stream = p->stream;
+    __m256d below_acc[CFQ_ACC_AVX2], above_acc[CFQ_ACC_AVX2];
     __m256i bad = _mm256_setzero_si256();
     cfq_lanes below, above;
-    size_t i = 0;
-    int k, bad_tail;
+    size_t i = 0, j, n_blocks = n;
+    int k, busy, bad_tail;
 
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < CFQ_ACC_AVX2; k++) {
         below_acc[k] = _mm256_setzero_pd();
         above_acc[k] = _mm256_setzero_pd();
     }
+    if (cfq_overlap(dx, g, n))
+        n_blocks = 0;
+    for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
+        busy = 0;
+        for (j = i; j < i + CFQ_BLOCK; j += 8)
+            busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j),
+                                             dx + j, stream);
+        if (busy) {
+            for (j = i; j < i + CFQ_BLOCK; j += 8)
+                cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j),
+                                            dx + j, stream, below_acc, above_acc, &bad);
+        }
+        cfq_lanes_block_end_avx2(below_acc);
+        cfq_lanes_block_end_avx2(above_acc);
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 vg = _mm256_loadu_ps(g + i);
-        const __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(region + i)));
-        const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
-        const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-            _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
-        __m256 d = _mm256_mul_ps(vg, _mm256_and_ps(inside, one));
-        /* Rare step: something outside, a non-finite g, a pass-through or a
-         * bad byte. */
-        if (_mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff) {
-            const __m256i pass_i = _mm256_cmpeq_epi32(code, _mm256_set1_epi32(CFQ_REGION_PASS));
-            const __m256 pass = _mm256_castsi256_ps(pass_i);
-            const __m256 is_below = _mm256_castsi256_ps(
-                _mm256_cmpeq_epi32(_mm256_and_si256(code, below_bit), below_bit));
-            const __m256 is_above = _mm256_castsi256_ps(
-                _mm256_cmpeq_epi32(_mm256_and_si256(code, above_bit), above_bit));
-            bad = _mm256_or_si256(bad, _mm256_andnot_si256(
-                pass_i, _mm256_cmpgt_epi32(code, _mm256_set1_epi32(CFQ_REGION_NONE))));
-            d = _mm256_blendv_ps(d, vg, pass);
-            cfq_lanes_add8_avx2(below_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one))));
-            cfq_lanes_add8_avx2(above_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one))));
+        const __m256i code = cfq_load_codes8_avx2(region + i);
+        if (cfq_region_grad_dx8_avx2(vg, code, dx + i, stream))
+            cfq_region_grad_terms8_avx2(vg, code, dx + i, stream, below_acc, above_acc, &bad);
+        if (cfq_block_last8(i)) {
+            cfq_lanes_block_end_avx2(below_acc);
+            cfq_lanes_block_end_avx2(above_acc);
         }
-        cfq_store8_avx2(dx + i, d, p->stream);
     }
-    if (p->stream)
+    if (stream)
         _mm_sfence();
     cfq_lanes_store_avx2(&below, below_acc);
     cfq_lanes_store_avx2(&above, above_acc);

@@ -55,53 +55,111 @@ static inline void cfq_lanes_step_avx512(__m512d *s, __m256d *c, __m512d v)
     *s = t;
 }
 
-/* 16 float terms: elements 0-7, then 8-15, into lanes 0-7. */
-static inline void cfq_lanes_add16_avx512(__m512d *s, __m256d *c, __m512 terms)
+/* 16 float terms: elements 0-7, then 8-15, into the partials of lanes 0-7
+ * (see cfq_lanes). */
+static inline void cfq_lanes_add16_avx512(__m512d *part, __m512 terms)
 {
     const __m256 low = _mm512_castps512_ps256(terms);
     const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
-    cfq_lanes_step_avx512(s, c, _mm512_cvtps_pd(low));
-    cfq_lanes_step_avx512(s, c, _mm512_cvtps_pd(high));
+    *part = _mm512_add_pd(*part, _mm512_cvtps_pd(low));
+    *part = _mm512_add_pd(*part, _mm512_cvtps_pd(high));
 }
 
+/* After the step of 16 at i: at a block's end, its partials into the sums. */
+static inline void cfq_lanes_step_end_avx512(size_t i, __m512d *s, __m256d *c, __m512d *part)
+{
+    if ((i & (CFQ_BLOCK - 1)) == CFQ_BLOCK - 16) {
+        cfq_lanes_step_avx512(s, c, *part);
+        *part = _mm512_setzero_pd();
+    }
+}
+
+static void cfq_lanes_store_avx512(cfq_lanes *a, __m512d s, __m256d c, __m512d part)
+{
+    _mm512_storeu_pd(a->s, s);
+    _mm256_storeu_pd(a->c, c);
+    _mm512_storeu_pd(a->p, part);
+}
+
+/* Stores 16 floats; with `stream`, past the caches as 4 x 16 bytes (the
+ * caller checked that dst is 16-byte aligned, not 64). */
+static inline void cfq_store16_avx512(float *dst, __m512 v, int stream)
+{
+    if (stream) {
+        const __m256 low = _mm512_castps512_ps256(v);
+        const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+        _mm_stream_ps(dst, _mm256_castps256_ps128(low));
+        _mm_stream_ps(dst + 4, _mm256_extractf128_ps(low, 1));
+        _mm_stream_ps(dst + 8, _mm256_castps256_ps128(high));
+        _mm_stream_ps(dst + 12, _mm256_extractf128_ps(high, 1));
+    } else {
+        _mm512_storeu_ps(dst, v);
+    }
+}
+
+/* The input gradient of 16 elements; returns whether any of their sum
+ * terms can be nonzero (x outside, or g not finite: g * 0 is then NaN). */
+static inline int cfq_vars_grad_dx16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi,
+                                            float *dx, int stream)
+{
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
+    const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
+        _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
+    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, _mm512_set1_ps(1.0f))), stream);
+    return (__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff;
+}
+
+/* The sum terms of 16 elements into the lanes' partials. */
+static inline void cfq_vars_grad_terms16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi,
+                                                __m512d *below_p, __m512d *above_p)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    cfq_lanes_add16_avx512(below_p, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ), one)));
+    cfq_lanes_add16_avx512(above_p, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ), one)));
+}
+
+/* Block by block, two passes (see cfq_fq_vars_grad_avx2), except in place. */
 static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
                                     const cfq_params *p, float *dx,
                                     double sums[2])
 {
     const __m512 lo = _mm512_set1_ps(p->nudged_min);
     const __m512 hi = _mm512_set1_ps(p->nudged_max);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    const int stream = p->stream;
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
+    __m512d below_p = _mm512_setzero_pd(), above_p = _mm512_setzero_pd();
     __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     cfq_lanes below, above;
-    size_t i = 0;
+    size_t i = 0, j, n_blocks = n;
+    int busy;
 
-    for (; i + 16 <= n; i += 16) {
-        const __m512 vg = _mm512_loadu_ps(g + i);
-        const __m512 vx = _mm512_loadu_ps(x + i);
-        const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) &
-                                 _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
-        /* A non-finite gradient makes a NaN term even where its mask is 0. */
-        const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
-            _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
-
-        _mm512_storeu_ps(dx + i, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)));
-        /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
-         * the common step skips them. */
-        if ((__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff) {
-            const __mmask16 is_below = _mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ);
-            const __mmask16 is_above = _mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ);
-            cfq_lanes_add16_avx512(&below_s, &below_c,
-                                   _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one)));
-            cfq_lanes_add16_avx512(&above_s, &above_c,
-                                   _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one)));
+    if (cfq_overlap(dx, g, n) || cfq_overlap(dx, x, n))
+        n_blocks = 0;
+    for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
+        busy = 0;
+        for (j = i; j < i + CFQ_BLOCK; j += 16)
+            busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi,
+                                              dx + j, stream);
+        if (busy) {
+            for (j = i; j < i + CFQ_BLOCK; j += 16)
+                cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi,
+                                             &below_p, &above_p);
         }
+        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
+        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
     }
-    _mm512_storeu_pd(below.s, below_s);
-    _mm256_storeu_pd(below.c, below_c);
-    _mm512_storeu_pd(above.s, above_s);
-    _mm256_storeu_pd(above.c, above_c);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vg = _mm512_loadu_ps(g + i), vx = _mm512_loadu_ps(x + i);
+        if (cfq_vars_grad_dx16_avx512(vg, vx, lo, hi, dx + i, stream))
+            cfq_vars_grad_terms16_avx512(vg, vx, lo, hi, &below_p, &above_p);
+        cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
+        cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
+    }
+    if (stream)
+        _mm_sfence();
+    cfq_lanes_store_avx512(&below, below_s, below_c, below_p);
+    cfq_lanes_store_avx512(&above, above_s, above_c, above_p);
     cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
     sums[0] = cfq_lanes_total(&below);
     sums[1] = cfq_lanes_total(&above);
@@ -284,46 +342,86 @@ static void cfq_fq_vars_region_avx512(const float *x, size_t n, const cfq_params
     cfq_region_forward_range(x, i, n, p, out, region);
 }
 
+/* The region gradient's input gradient of 16 elements (pass-through codes
+ * are fixed by the terms step); returns whether that step is needed. */
+static inline int cfq_region_grad_dx16_avx512(__m512 vg, __m512i code, float *dx, int stream)
+{
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
+    const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
+        _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
+    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, _mm512_set1_ps(1.0f))), stream);
+    return (__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff;
+}
+
+/* The sum terms of 16 elements into the lanes' partials; notes bad bytes
+ * and rewrites dx where a code is pass-through (dx = g). */
+static inline void cfq_region_grad_terms16_avx512(__m512 vg, __m512i code, float *dx, int stream,
+                                                  __m512d *below_p, __m512d *above_p, __mmask16 *bad)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i below_bit = _mm512_set1_epi32(CFQ_REGION_BELOW);
+    const __m512i above_bit = _mm512_set1_epi32(CFQ_REGION_ABOVE);
+    const __mmask16 pass = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_PASS));
+    const __mmask16 is_below = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, below_bit), below_bit);
+    const __mmask16 is_above = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, above_bit), above_bit);
+    *bad |= (__mmask16)(_mm512_cmpgt_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_NONE)) & ~pass);
+    if (pass != 0) {
+        const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
+        cfq_store16_avx512(dx, _mm512_mask_blend_ps(pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), vg),
+                           stream);
+    }
+    cfq_lanes_add16_avx512(below_p, _mm512_maskz_mov_ps(
+        (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
+    cfq_lanes_add16_avx512(above_p, _mm512_maskz_mov_ps(
+        (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
+}
+
+static inline __m512i cfq_load_codes16_avx512(const unsigned char *region)
+{
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)region));
+}
+
+/* As cfq_fq_vars_grad_avx512: block by block, two passes, except in place. */
 static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region, size_t n,
                                      const cfq_params *p, float *dx, double sums[2])
 {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
-    const __m512i below_bit = _mm512_set1_epi32(CFQ_REGION_BELOW);
-    const __m512i above_bit = _mm512_set1_epi32(CFQ_REGION_ABOVE);
+    const int stream = p->stream;
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
+    __m512d below_p = _mm512_setzero_pd(), above_p = _mm512_setzero_pd();
     __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     __mmask16 bad = 0;
     cfq_lanes below, above;
-    size_t i = 0;
-    int bad_tail;
+    size_t i = 0, j, n_blocks = n;
+    int busy, bad_tail;
 
+    if (cfq_overlap(dx, g, n))
+        n_blocks = 0;
+    for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
+        busy = 0;
+        for (j = i; j < i + CFQ_BLOCK; j += 16)
+            busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j),
+                                                dx + j, stream);
+        if (busy) {
+            for (j = i; j < i + CFQ_BLOCK; j += 16)
+                cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j),
+                                               dx + j, stream, &below_p, &above_p, &bad);
+        }
+        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
+        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
+    }
     for (; i + 16 <= n; i += 16) {
         const __m512 vg = _mm512_loadu_ps(g + i);
-        const __m512i code = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(region + i)));
-        const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
-        const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
-            _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
-        __m512 d = _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one));
-        /* Rare step: something outside, a non-finite g, a pass-through or a
-         * bad byte. */
-        if ((__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff) {
-            const __mmask16 pass = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_PASS));
-            const __mmask16 is_below = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, below_bit), below_bit);
-            const __mmask16 is_above = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, above_bit), above_bit);
-            bad |= (__mmask16)(_mm512_cmpgt_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_NONE)) & ~pass);
-            d = _mm512_mask_blend_ps(pass, d, vg);
-            cfq_lanes_add16_avx512(&below_s, &below_c, _mm512_maskz_mov_ps(
-                (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
-            cfq_lanes_add16_avx512(&above_s, &above_c, _mm512_maskz_mov_ps(
-                (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_above, one))));
-        }
-        _mm512_storeu_ps(dx + i, d);
+        const __m512i code = cfq_load_codes16_avx512(region + i);
+        if (cfq_region_grad_dx16_avx512(vg, code, dx + i, stream))
+            cfq_region_grad_terms16_avx512(vg, code, dx + i, stream, &below_p, &above_p, &bad);
+        cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
+        cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
     }
-    _mm512_storeu_pd(below.s, below_s);
-    _mm256_storeu_pd(below.c, below_c);
-    _mm512_storeu_pd(above.s, above_s);
-    _mm256_storeu_pd(above.c, above_c);
+    if (stream)
+        _mm_sfence();
+    cfq_lanes_store_avx512(&below, below_s, below_c, below_p);
+    cfq_lanes_store_avx512(&above, above_s, above_c, above_p);
     bad_tail = cfq_region_grad_range(g, region, i, n, p, dx, &below, &above);
     sums[0] = cfq_lanes_total(&below);
     sums[1] = cfq_lanes_total(&above);

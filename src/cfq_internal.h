@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cfq.h"
 
@@ -26,13 +27,18 @@
  * last-level cache of a desktop CPU at 12 bytes per element). */
 #define CFQ_STREAM_MIN ((size_t)1 << 22)
 
-/* Compensated double accumulator lanes per sum: element i of a chunk is
- * added to lane i % 8 on every ISA (one zmm, two ymm, four NEON q registers,
- * or 8 scalars), and the exact rounding error of that addition to error lane
- * i % 4 (half as many registers: AVX2 has 16 in all).  Every path adds the
- * same numbers in the same order. */
+/* Double accumulator lanes per sum: element i of a chunk goes to lane i % 8
+ * on every ISA (one zmm, two ymm, four NEON q registers, or 8 scalars).  A
+ * lane adds the terms of one 64-element block (8 terms) in plain double, the
+ * cheap part that runs on every vector step; at the block's end that partial
+ * is added to the lane's compensated sum with TwoSum, its exact rounding
+ * error going to error lane i % 4 (half as many registers: AVX2 has 16 in
+ * all).  TwoSum on every term cost twice the time of the whole gradient on
+ * inputs mostly outside the range.  Every path adds the same numbers in the
+ * same order. */
 #define CFQ_LANES 8
 #define CFQ_ERR_LANES 4
+#define CFQ_BLOCK 64
 
 /* TensorFlow's Nudge() result, plus what the forward ops derive from it. */
 typedef struct cfq_params {
@@ -51,11 +57,13 @@ typedef struct cfq_params {
     int stream;
 } cfq_params;
 
-/* Compensated sums of float terms (exact in double): s + c tracks each sum
- * with about 106 bits, so terms like {3e38, -3e38, 1, 1} still sum to 2. */
+/* Sums of float terms: p holds each lane's partial of the current block,
+ * s + c the compensated sum of its finished blocks (about 106 bits), so
+ * terms like {3e38, -3e38, 1, 1} still sum to 2. */
 typedef struct cfq_lanes {
     double s[CFQ_LANES];
     double c[CFQ_ERR_LANES];
+    double p[CFQ_LANES];
 } cfq_lanes;
 
 /* Channels per block of the per-channel kernels over the last axis. */
@@ -179,6 +187,14 @@ CFQ_HIDDEN void cfq_fpenv_leave(const cfq_fpenv *env);
 
 /* ---- Scalar helpers shared by every ISA file ---------------------------- */
 
+/* Whether n floats at a and n at b share memory (an in-place call). */
+static inline int cfq_overlap(const float *a, const float *b, size_t n)
+{
+    const uintptr_t pa = (uintptr_t)(const void *)a, pb = (uintptr_t)(const void *)b;
+    const uintptr_t bytes = (uintptr_t)n * sizeof(float);
+    return pa < pb + bytes && pb < pa + bytes;
+}
+
 static inline void cfq_lanes_zero(cfq_lanes *a)
 {
     int l;
@@ -186,6 +202,8 @@ static inline void cfq_lanes_zero(cfq_lanes *a)
         a->s[l] = 0.0;
     for (l = 0; l < CFQ_ERR_LANES; l++)
         a->c[l] = 0.0;
+    for (l = 0; l < CFQ_LANES; l++)
+        a->p[l] = 0.0;
 }
 
 /* One compensated step (Knuth's TwoSum, branch-free): c collects the exact
@@ -199,17 +217,37 @@ static inline void cfq_twosum_add(double *s, double *c, double v)
     *s = t;
 }
 
-/* Lanes to one double, in a fixed order. */
+/* Term v of element i (chunk-relative) into its lane; the lane's last
+ * element of a block (i % 64 >= 56) hands the block's partial on.  Adding a
+ * +-0 term is a no-op (a partial is never -0), so kernels may skip them. */
+static inline void cfq_lanes_add(cfq_lanes *a, size_t i, double v)
+{
+    const int l = (int)(i % CFQ_LANES);
+    a->p[l] += v;
+    if (i % CFQ_BLOCK >= CFQ_BLOCK - CFQ_LANES) {
+        cfq_twosum_add(&a->s[l], &a->c[l % CFQ_ERR_LANES], a->p[l]);
+        a->p[l] = 0.0;
+    }
+}
+
+/* Lanes to one double, in a fixed order: the open block's partials first. */
 static inline double cfq_lanes_total(const cfq_lanes *a)
 {
+    double ls[CFQ_LANES], lc[CFQ_ERR_LANES];
     double s = 0.0, c = 0.0;
     int l;
+    for (l = 0; l < CFQ_ERR_LANES; l++)
+        lc[l] = a->c[l];
+    for (l = 0; l < CFQ_LANES; l++) {
+        ls[l] = a->s[l];
+        cfq_twosum_add(&ls[l], &lc[l % CFQ_ERR_LANES], a->p[l]);
+    }
     for (l = 0; l < CFQ_LANES; l++)
-        cfq_twosum_add(&s, &c, a->s[l]);
+        cfq_twosum_add(&s, &c, ls[l]);
     if (!isfinite(s))
         return s;
     for (l = 0; l < CFQ_ERR_LANES; l++)
-        c += a->c[l];
+        c += lc[l];
     return s + c;
 }
 
@@ -223,13 +261,12 @@ static inline void cfq_vars_grad_range(const float *g, const float *x,
     const float lo = p->nudged_min, hi = p->nudged_max, one = p->one, zero = p->zero;
     for (; i < n; i++) {
         const float gi = g[i], xi = x[i];
-        const int l = (int)(i % CFQ_LANES);
         const float in_mask = (xi >= lo && xi <= hi) ? one : zero;
         const float below_mask = (xi < lo) ? one : zero;
         const float above_mask = (xi > hi) ? one : zero;
         dx[i] = gi * in_mask;
-        cfq_twosum_add(&below->s[l], &below->c[l % CFQ_ERR_LANES], (double)(gi * below_mask));
-        cfq_twosum_add(&above->s[l], &above->c[l % CFQ_ERR_LANES], (double)(gi * above_mask));
+        cfq_lanes_add(below, i, (double)(gi * below_mask));
+        cfq_lanes_add(above, i, (double)(gi * above_mask));
     }
 }
 
@@ -346,17 +383,18 @@ static inline int cfq_region_grad_range(const float *g, const unsigned char *reg
     for (; i < n; i++) {
         const float gi = g[i];
         const unsigned code = region[i];
-        const int l = (int)(i % CFQ_LANES);
         if (code == CFQ_REGION_PASS) {
-            dx[i] = gi; /* min == max == 0: TF copies the gradient */
+            /* min == max == 0: TF copies the gradient; the terms are 0, but
+             * a block ending here still hands its partials on */
+            dx[i] = gi;
+            cfq_lanes_add(below, i, 0.0);
+            cfq_lanes_add(above, i, 0.0);
             continue;
         }
         bad |= code > CFQ_REGION_NONE;
         dx[i] = gi * (code == CFQ_REGION_INSIDE ? one : zero);
-        cfq_twosum_add(&below->s[l], &below->c[l % CFQ_ERR_LANES],
-                       (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
-        cfq_twosum_add(&above->s[l], &above->c[l % CFQ_ERR_LANES],
-                       (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
+        cfq_lanes_add(below, i, (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
+        cfq_lanes_add(above, i, (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
     }
     return bad;
 }

@@ -17,21 +17,40 @@ static inline void cfq_twosum_add_neon(float64x2_t *s, float64x2_t *c, float64x2
     *s = t;
 }
 
-/* 8 float terms (two q registers) into sum lanes 0-7 (acc[0..3], two lanes
- * each) and error lanes 0-3 (acc[4..5]), in element order. */
-static inline void cfq_lanes_add8_neon(float64x2_t acc[6], float32x4_t t0, float32x4_t t1)
+/* A sum's lanes in registers (see cfq_lanes): acc[0..3] the sums of lanes
+ * 0-7 (two each), acc[4..5] the error lanes 0-3, acc[6..9] the open block's
+ * partials of lanes 0-7. */
+#define CFQ_ACC_NEON 10
+
+/* 8 float terms (two q registers) into the partials of lanes 0-7. */
+static inline void cfq_lanes_add8_neon(float64x2_t acc[CFQ_ACC_NEON], float32x4_t t0, float32x4_t t1)
 {
-    cfq_twosum_add_neon(&acc[0], &acc[4], vcvt_f64_f32(vget_low_f32(t0)));
-    cfq_twosum_add_neon(&acc[1], &acc[5], vcvt_high_f64_f32(t0));
-    cfq_twosum_add_neon(&acc[2], &acc[4], vcvt_f64_f32(vget_low_f32(t1)));
-    cfq_twosum_add_neon(&acc[3], &acc[5], vcvt_high_f64_f32(t1));
+    acc[6] = vaddq_f64(acc[6], vcvt_f64_f32(vget_low_f32(t0)));
+    acc[7] = vaddq_f64(acc[7], vcvt_high_f64_f32(t0));
+    acc[8] = vaddq_f64(acc[8], vcvt_f64_f32(vget_low_f32(t1)));
+    acc[9] = vaddq_f64(acc[9], vcvt_high_f64_f32(t1));
 }
 
-static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[6])
+/* After the step of 8 at i: at a block's end, its partials into the sums,
+ * in lane order. */
+static inline void cfq_lanes_step_end_neon(size_t i, float64x2_t acc[CFQ_ACC_NEON])
 {
     int k;
-    for (k = 0; k < 4; k++)
+    if ((i & (CFQ_BLOCK - 1)) != CFQ_BLOCK - 8)
+        return;
+    for (k = 0; k < 4; k++) {
+        cfq_twosum_add_neon(&acc[k], &acc[4 + (k & 1)], acc[6 + k]);
+        acc[6 + k] = vdupq_n_f64(0.0);
+    }
+}
+
+static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[CFQ_ACC_NEON])
+{
+    int k;
+    for (k = 0; k < 4; k++) {
         vst1q_f64(a->s + 2 * k, acc[k]);
+        vst1q_f64(a->p + 2 * k, acc[6 + k]);
+    }
     vst1q_f64(a->c, acc[4]);
     vst1q_f64(a->c + 2, acc[5]);
 }
@@ -49,12 +68,12 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
     const float32x4_t lo = vdupq_n_f32(p->nudged_min);
     const float32x4_t hi = vdupq_n_f32(p->nudged_max);
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
-    float64x2_t below_acc[6], above_acc[6];
+    float64x2_t below_acc[CFQ_ACC_NEON], above_acc[CFQ_ACC_NEON];
     cfq_lanes below, above;
     size_t i = 0;
     int k;
 
-    for (k = 0; k < 6; k++) {
+    for (k = 0; k < CFQ_ACC_NEON; k++) {
         below_acc[k] = vdupq_n_f64(0.0);
         above_acc[k] = vdupq_n_f64(0.0);
     }
@@ -80,6 +99,8 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
             cfq_lanes_add8_neon(above_acc, vmulq_f32(g0, cfq_mask_to_one(above0)),
                                 vmulq_f32(g1, cfq_mask_to_one(above1)));
         }
+        cfq_lanes_step_end_neon(i, below_acc);
+        cfq_lanes_step_end_neon(i, above_acc);
     }
     cfq_lanes_store_neon(&below, below_acc);
     cfq_lanes_store_neon(&above, above_acc);
@@ -241,13 +262,13 @@ static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, 
 {
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
     const uint32x4_t below_bit = vdupq_n_u32(CFQ_REGION_BELOW), above_bit = vdupq_n_u32(CFQ_REGION_ABOVE);
-    float64x2_t below_acc[6], above_acc[6];
+    float64x2_t below_acc[CFQ_ACC_NEON], above_acc[CFQ_ACC_NEON];
     uint32x4_t bad = vdupq_n_u32(0);
     cfq_lanes below, above;
     size_t i = 0;
     int k, bad_tail;
 
-    for (k = 0; k < 6; k++) {
+    for (k = 0; k < CFQ_ACC_NEON; k++) {
         below_acc[k] = vdupq_n_f64(0.0);
         above_acc[k] = vdupq_n_f64(0.0);
     }
@@ -279,6 +300,8 @@ static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, 
         }
         vst1q_f32(dx + i, d0);
         vst1q_f32(dx + i + 4, d1);
+        cfq_lanes_step_end_neon(i, below_acc);
+        cfq_lanes_step_end_neon(i, above_acc);
     }
     cfq_lanes_store_neon(&below, below_acc);
     cfq_lanes_store_neon(&above, above_acc);

@@ -299,24 +299,34 @@ static void test_special_semantics(void)
         CHECK(isnan(dx[0]) && dx[1] == 1.0f, "inf dx");
     }
     CHECK(float_of(0x7fc00000u) != float_of(0x7fc00000u), "nan helper");
-    /* Cancelling giants in one lane must not swallow the small terms: every
-     * path, every position. */
+    /* Cancelling giants must not swallow the small terms: every path, every
+     * position, giants in one lane (in successive blocks) or in two lanes.
+     * A lane's 8 terms of one 64-element block are summed in plain double, so
+     * the giants' own lane-blocks hold no small terms. */
     {
-        float gg[40], xx[40], dd[40];
-        int isa, at;
-        for (at = 0; at < 30; at++) {
-            int k;
-            for (k = 0; k < 40; k++) {
-                gg[k] = 1.0f;
-                xx[k] = 5.0f;
-            }
-            gg[at] = 3.4028235e38f;
-            gg[at + 8] = -3.4028235e38f;
-            for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
-                if (!table_runs(isa))
-                    continue;
-                cfq_vars_grad_run(table_of(isa), gg, xx, 40, -1, 1, 8, 0, dd, &a, &b, 1);
-                CHECK(b == 38.0f && a == 0.0f, "%s giants at %d: %g", cfq_isa_name(isa), at, (double)b);
+        float gg[200], xx[200], dd[200];
+        int isa, at, apart;
+        for (apart = 1; apart <= 64; apart += 63) {
+            for (at = 0; at < 100; at++) {
+                const int lanes[2] = {at, at + apart};
+                int k, j, ones = 0;
+                for (k = 0; k < 200; k++) {
+                    int shares = 0;
+                    for (j = 0; j < 2; j++)
+                        shares |= k % 8 == lanes[j] % 8 && k / 64 == lanes[j] / 64;
+                    gg[k] = shares ? 0.0f : 1.0f;
+                    ones += !shares;
+                    xx[k] = 5.0f;
+                }
+                gg[at] = 3.4028235e38f;
+                gg[at + apart] = -3.4028235e38f;
+                for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+                    if (!table_runs(isa))
+                        continue;
+                    cfq_vars_grad_run(table_of(isa), gg, xx, 200, -1, 1, 8, 0, dd, &a, &b, 1);
+                    CHECK(b == (float)ones && a == 0.0f, "%s giants at %d and %d: %g, want %d",
+                          cfq_isa_name(isa), at, at + apart, (double)b, ones);
+                }
             }
         }
     }
@@ -553,6 +563,79 @@ static void test_region_case(size_t n, qcase q)
     free(x); free(g); free(ref); free(got); free(codes);
 }
 
+/* Region gradient on arbitrary valid codes (pass-through mixed in, as only
+ * a hand-made array has them): every table against the scalar one, out of
+ * place and in place over the gradients. */
+static void test_region_mixed(size_t n)
+{
+    static const unsigned char valid[6] = {0, 1, 2, 3, 4, CFQ_REGION_PASS};
+    float *g = malloc((n + 1) * sizeof(float)), *ref = malloc((n + 1) * sizeof(float));
+    float *got = malloc((n + 1) * sizeof(float));
+    unsigned char *codes = malloc(n + 1);
+    double ref_sums[2], got_sums[2];
+    cfq_params p;
+    cfq_fpenv env;
+    size_t i;
+    int isa, bad, in_place;
+
+    cfq_fpenv_enter(&env);
+    cfq_params_check_make(-1.0f, 1.0f, 8, 0, &p);
+    p.stream = 0;
+    for (i = 0; i < n; i++) {
+        g[i] = pick_gradient(i % 7 == 0);
+        /* mostly inside, so both the skipped and the busy blocks occur */
+        codes[i] = rng_next() % 4 == 0 ? valid[rng_next() % 6] : 0;
+    }
+    cfq_kernels_scalar.region_grad(g, codes, n, &p, ref, ref_sums);
+    for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+        const cfq_kernels *k = table_of(isa);
+        if (!table_runs(isa))
+            continue;
+        /* 0: out of place, 1: in place, 2: non-temporal stores (malloc'd
+         * memory is 16-byte aligned, as streaming needs) */
+        for (in_place = 0; in_place < 3; in_place++) {
+            float *dst = got;
+            const float *src = g;
+            cfq_params q = p;
+            if (in_place == 1) {
+                memcpy(got, g, n * sizeof(float));
+                src = got;
+            }
+            q.stream = in_place == 2;
+            bad = k->region_grad(src, codes, n, &q, dst, got_sums);
+            for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+                ;
+            CHECK(!bad && i == n && same_double(got_sums[0], ref_sums[0]) &&
+                      same_double(got_sums[1], ref_sums[1]),
+                  "%s mixed region grad differs n=%zu in_place=%d i=%zu", cfq_isa_name(isa), n,
+                  in_place, i);
+        }
+    }
+    /* The vars gradient with non-temporal stores, on inputs made from the
+     * codes: below, above or inside. */
+    {
+        float *x = malloc((n + 1) * sizeof(float));
+        double vref[2];
+        for (i = 0; i < n; i++)
+            x[i] = (codes[i] & CFQ_REGION_BELOW) ? -2.0f : (codes[i] & CFQ_REGION_ABOVE) ? 2.0f : 0.5f;
+        cfq_kernels_scalar.vars_grad(g, x, n, &p, ref, vref);
+        for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+            cfq_params q = p;
+            if (!table_runs(isa))
+                continue;
+            q.stream = 1;
+            table_of(isa)->vars_grad(g, x, n, &q, got, got_sums);
+            for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+                ;
+            CHECK(i == n && same_double(got_sums[0], vref[0]) && same_double(got_sums[1], vref[1]),
+                  "%s streamed vars grad differs n=%zu i=%zu", cfq_isa_name(isa), n, i);
+        }
+        free(x);
+    }
+    cfq_fpenv_leave(&env);
+    free(g); free(ref); free(got); free(codes);
+}
+
 /* Threads: identical bits for 1, 2, 3 and 7 threads, wide dynamic range;
  * then a wide pool (64) serving narrow calls again. */
 static void test_threads(void)
@@ -672,6 +755,10 @@ int main(void)
             test_region_case(n, c);
         }
         test_region_case(CFQ_CHUNK, (qcase){-0.7f, 0.7f, 8, 0});
+        for (n = 0; n <= 300; n += 7)
+            test_region_mixed(n);
+        test_region_mixed(CFQ_CHUNK);
+        test_region_mixed(CFQ_CHUNK - 3);
     }
     test_threads();
     test_huge_sizes();
