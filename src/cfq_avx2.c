@@ -68,7 +68,7 @@ static inline void cfq_store8_avx2(float *dst, __m256 v, int stream)
 
 /* The input gradient of 8 elements; returns whether any of their sum terms
  * can be nonzero (x outside, or g not finite: g * 0 is then NaN). */
-static inline int cfq_vars_grad_dx8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi,
+static inline int cfq_vars_grad_dx8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi, __m256 one,
                                          float *dx, int stream)
 {
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
@@ -76,16 +76,15 @@ static inline int cfq_vars_grad_dx8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256
                                         _mm256_cmp_ps(vx, hi, _CMP_LE_OQ));
     const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
         _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
-    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, _mm256_set1_ps(1.0f))), stream);
+    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, one)), stream);
     return _mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff;
 }
 
 /* The sum terms of 8 elements into the lanes' partials. */
-static inline void cfq_vars_grad_terms8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi,
+static inline void cfq_vars_grad_terms8_avx2(__m256 vg, __m256 vx, __m256 lo, __m256 hi, __m256 one,
                                              __m256d below_acc[CFQ_ACC_AVX2],
                                              __m256d above_acc[CFQ_ACC_AVX2])
 {
-    const __m256 one = _mm256_set1_ps(1.0f);
     cfq_lanes_add8_avx2(below_acc, _mm256_mul_ps(vg, _mm256_and_ps(_mm256_cmp_ps(vx, lo, _CMP_LT_OQ), one)));
     cfq_lanes_add8_avx2(above_acc, _mm256_mul_ps(vg, _mm256_and_ps(_mm256_cmp_ps(vx, hi, _CMP_GT_OQ), one)));
 }
@@ -101,6 +100,10 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
 {
     const __m256 lo = _mm256_set1_ps(p->nudged_min);
     const __m256 hi = _mm256_set1_ps(p->nudged_max);
+    /* 1.0f read at run time (see cfq_params.one): a literal lets the
+     * compiler turn a mask select into g * 1.0f and back into g, losing the
+     * flush of denormal gradients, or the reverse for pass-through. */
+    const __m256 one = _mm256_set1_ps(p->one);
     const int stream = p->stream;
     __m256d below_acc[CFQ_ACC_AVX2], above_acc[CFQ_ACC_AVX2];
     cfq_lanes below, above;
@@ -115,21 +118,26 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
         busy = 0;
-        for (j = i; j < i + CFQ_BLOCK; j += 8)
-            busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi,
-                                           dx + j, stream);
+        for (k = 0; k < CFQ_BLOCK / 8; k++) {
+            j = i + 8 * (size_t)k;
+            busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
+                                           dx + j, stream) << k;
+        }
         if (busy) {
-            for (j = i; j < i + CFQ_BLOCK; j += 8)
-                cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi,
-                                          below_acc, above_acc);
+            for (k = 0; k < CFQ_BLOCK / 8; k++) {
+                j = i + 8 * (size_t)k;
+                if (busy >> k & 1)
+                    cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
+                                              below_acc, above_acc);
+            }
         }
         cfq_lanes_block_end_avx2(below_acc);
         cfq_lanes_block_end_avx2(above_acc);
     }
     for (; i + 8 <= n; i += 8) {
         const __m256 vg = _mm256_loadu_ps(g + i), vx = _mm256_loadu_ps(x + i);
-        if (cfq_vars_grad_dx8_avx2(vg, vx, lo, hi, dx + i, stream))
-            cfq_vars_grad_terms8_avx2(vg, vx, lo, hi, below_acc, above_acc);
+        if (cfq_vars_grad_dx8_avx2(vg, vx, lo, hi, one, dx + i, stream))
+            cfq_vars_grad_terms8_avx2(vg, vx, lo, hi, one, below_acc, above_acc);
         if (cfq_block_last8(i)) {
             cfq_lanes_block_end_avx2(below_acc);
             cfq_lanes_block_end_avx2(above_acc);
@@ -301,23 +309,22 @@ static void cfq_fq_vars_region_avx2(const float *x, size_t n, const cfq_params *
 /* The region gradient's input gradient of 8 elements (pass-through codes
  * are fixed by the terms step); returns whether the step needs that step:
  * a code other than inside, or a non-finite g. */
-static inline int cfq_region_grad_dx8_avx2(__m256 vg, __m256i code, float *dx, int stream)
+static inline int cfq_region_grad_dx8_avx2(__m256 vg, __m256i code, __m256 one, float *dx, int stream)
 {
     const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
     const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
     const __m256 g_nonfinite = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
         _mm256_and_si256(_mm256_castps_si256(vg), exp_mask), exp_mask));
-    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, _mm256_set1_ps(1.0f))), stream);
+    cfq_store8_avx2(dx, _mm256_mul_ps(vg, _mm256_and_ps(inside, one)), stream);
     return _mm256_movemask_ps(_mm256_andnot_ps(g_nonfinite, inside)) != 0xff;
 }
 
 /* The sum terms of 8 elements into the lanes' partials; notes bad bytes and
  * rewrites dx where a code is pass-through (dx = g). */
-static inline void cfq_region_grad_terms8_avx2(__m256 vg, __m256i code, float *dx, int stream,
+static inline void cfq_region_grad_terms8_avx2(__m256 vg, __m256i code, __m256 one, float *dx,
                                                __m256d below_acc[CFQ_ACC_AVX2],
                                                __m256d above_acc[CFQ_ACC_AVX2], __m256i *bad)
 {
-    const __m256 one = _mm256_set1_ps(1.0f);
     const __m256i below_bit = _mm256_set1_epi32(CFQ_REGION_BELOW);
     const __m256i above_bit = _mm256_set1_epi32(CFQ_REGION_ABOVE);
     const __m256i pass_i = _mm256_cmpeq_epi32(code, _mm256_set1_epi32(CFQ_REGION_PASS));
@@ -326,10 +333,10 @@ static inline void cfq_region_grad_terms8_avx2(__m256 vg, __m256i code, float *d
     const __m256 is_above = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(code, above_bit), above_bit));
     *bad = _mm256_or_si256(*bad, _mm256_andnot_si256(
         pass_i, _mm256_cmpgt_epi32(code, _mm256_set1_epi32(CFQ_REGION_NONE))));
-    if (_mm256_movemask_ps(pass) != 0) {
-        const __m256 inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()));
-        cfq_store8_avx2(dx, _mm256_blendv_ps(_mm256_mul_ps(vg, _mm256_and_ps(inside, one)), vg, pass), stream);
-    }
+    /* A masked store of g itself: a blend of g and g * mask lets the
+     * compiler rewrite it as g * blend(mask, 1.0f), flushing denormal g. */
+    if (_mm256_movemask_ps(pass) != 0)
+        _mm256_maskstore_ps(dx, pass_i, vg);
     cfq_lanes_add8_avx2(below_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_below, one))));
     cfq_lanes_add8_avx2(above_acc, _mm256_andnot_ps(pass, _mm256_mul_ps(vg, _mm256_and_ps(is_above, one))));
 }
@@ -343,6 +350,7 @@ static inline __m256i cfq_load_codes8_avx2(const unsigned char *region)
 static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, size_t n,
                                    const cfq_params *p, float *dx, double sums[2])
 {
+    const __m256 one = _mm256_set1_ps(p->one); /* see cfq_fq_vars_grad_avx2 */
     const int stream = p->stream;
     __m256d below_acc[CFQ_ACC_AVX2], above_acc[CFQ_ACC_AVX2];
     __m256i bad = _mm256_setzero_si256();
@@ -358,13 +366,18 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
         busy = 0;
-        for (j = i; j < i + CFQ_BLOCK; j += 8)
-            busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j),
-                                             dx + j, stream);
+        for (k = 0; k < CFQ_BLOCK / 8; k++) {
+            j = i + 8 * (size_t)k;
+            busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
+                                             dx + j, stream) << k;
+        }
         if (busy) {
-            for (j = i; j < i + CFQ_BLOCK; j += 8)
-                cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j),
-                                            dx + j, stream, below_acc, above_acc, &bad);
+            for (k = 0; k < CFQ_BLOCK / 8; k++) {
+                j = i + 8 * (size_t)k;
+                if (busy >> k & 1)
+                    cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
+                                                dx + j, below_acc, above_acc, &bad);
+            }
         }
         cfq_lanes_block_end_avx2(below_acc);
         cfq_lanes_block_end_avx2(above_acc);
@@ -372,8 +385,8 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
     for (; i + 8 <= n; i += 8) {
         const __m256 vg = _mm256_loadu_ps(g + i);
         const __m256i code = cfq_load_codes8_avx2(region + i);
-        if (cfq_region_grad_dx8_avx2(vg, code, dx + i, stream))
-            cfq_region_grad_terms8_avx2(vg, code, dx + i, stream, below_acc, above_acc, &bad);
+        if (cfq_region_grad_dx8_avx2(vg, code, one, dx + i, stream))
+            cfq_region_grad_terms8_avx2(vg, code, one, dx + i, below_acc, above_acc, &bad);
         if (cfq_block_last8(i)) {
             cfq_lanes_block_end_avx2(below_acc);
             cfq_lanes_block_end_avx2(above_acc);

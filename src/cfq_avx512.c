@@ -6,6 +6,7 @@
 
 #if defined(__AVX512F__) || defined(CFQ_AVX512_EMULATED)
 #ifdef CFQ_AVX512_EMULATED
+#include <string.h>
 /* Test builds only: SIMDe's portable AVX-512 lets this file's logic run on
  * a CPU without AVX-512 (see Makefile target ctest-avx512-emu). */
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -38,6 +39,17 @@ static inline __m512i cfq_emulated_cvtepu8_epi32(__m128i a)
 }
 #define _mm512_cvtepi32_epi8 cfq_emulated_cvtepi32_epi8
 #define _mm512_cvtepu8_epi32 cfq_emulated_cvtepu8_epi32
+/* Nor the masked store: lane by lane, copying bits. */
+static inline void cfq_emulated_mask_storeu_ps(float *dst, __mmask16 k, __m512 v)
+{
+    float f[16];
+    int l;
+    _mm512_storeu_ps(f, v);
+    for (l = 0; l < 16; l++)
+        if (k >> l & 1)
+            memcpy(dst + l, f + l, sizeof(float));
+}
+#define _mm512_mask_storeu_ps cfq_emulated_mask_storeu_ps
 #else
 #include <immintrin.h>
 #endif
@@ -99,22 +111,21 @@ static inline void cfq_store16_avx512(float *dst, __m512 v, int stream)
 
 /* The input gradient of 16 elements; returns whether any of their sum
  * terms can be nonzero (x outside, or g not finite: g * 0 is then NaN). */
-static inline int cfq_vars_grad_dx16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi,
+static inline int cfq_vars_grad_dx16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi, __m512 one,
                                             float *dx, int stream)
 {
     const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
     const __mmask16 inside = _mm512_cmp_ps_mask(vx, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(vx, hi, _CMP_LE_OQ);
     const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
         _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
-    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, _mm512_set1_ps(1.0f))), stream);
+    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), stream);
     return (__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff;
 }
 
 /* The sum terms of 16 elements into the lanes' partials. */
-static inline void cfq_vars_grad_terms16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi,
+static inline void cfq_vars_grad_terms16_avx512(__m512 vg, __m512 vx, __m512 lo, __m512 hi, __m512 one,
                                                 __m512d *below_p, __m512d *above_p)
 {
-    const __m512 one = _mm512_set1_ps(1.0f);
     cfq_lanes_add16_avx512(below_p, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vx, lo, _CMP_LT_OQ), one)));
     cfq_lanes_add16_avx512(above_p, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ), one)));
 }
@@ -126,33 +137,39 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
 {
     const __m512 lo = _mm512_set1_ps(p->nudged_min);
     const __m512 hi = _mm512_set1_ps(p->nudged_max);
+    const __m512 one = _mm512_set1_ps(p->one); /* run time: see cfq_fq_vars_grad_avx2 */
     const int stream = p->stream;
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
     __m512d below_p = _mm512_setzero_pd(), above_p = _mm512_setzero_pd();
     __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     cfq_lanes below, above;
     size_t i = 0, j, n_blocks = n;
-    int busy;
+    int k, busy;
 
     if (cfq_overlap(dx, g, n) || cfq_overlap(dx, x, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
         busy = 0;
-        for (j = i; j < i + CFQ_BLOCK; j += 16)
-            busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi,
-                                              dx + j, stream);
+        for (k = 0; k < CFQ_BLOCK / 16; k++) {
+            j = i + 16 * (size_t)k;
+            busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
+                                              dx + j, stream) << k;
+        }
         if (busy) {
-            for (j = i; j < i + CFQ_BLOCK; j += 16)
-                cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi,
-                                             &below_p, &above_p);
+            for (k = 0; k < CFQ_BLOCK / 16; k++) {
+                j = i + 16 * (size_t)k;
+                if (busy >> k & 1)
+                    cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
+                                                 &below_p, &above_p);
+            }
         }
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
     }
     for (; i + 16 <= n; i += 16) {
         const __m512 vg = _mm512_loadu_ps(g + i), vx = _mm512_loadu_ps(x + i);
-        if (cfq_vars_grad_dx16_avx512(vg, vx, lo, hi, dx + i, stream))
-            cfq_vars_grad_terms16_avx512(vg, vx, lo, hi, &below_p, &above_p);
+        if (cfq_vars_grad_dx16_avx512(vg, vx, lo, hi, one, dx + i, stream))
+            cfq_vars_grad_terms16_avx512(vg, vx, lo, hi, one, &below_p, &above_p);
         cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
     }
@@ -344,33 +361,30 @@ static void cfq_fq_vars_region_avx512(const float *x, size_t n, const cfq_params
 
 /* The region gradient's input gradient of 16 elements (pass-through codes
  * are fixed by the terms step); returns whether that step is needed. */
-static inline int cfq_region_grad_dx16_avx512(__m512 vg, __m512i code, float *dx, int stream)
+static inline int cfq_region_grad_dx16_avx512(__m512 vg, __m512i code, __m512 one, float *dx, int stream)
 {
     const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
     const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
     const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
         _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
-    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, _mm512_set1_ps(1.0f))), stream);
+    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), stream);
     return (__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff;
 }
 
 /* The sum terms of 16 elements into the lanes' partials; notes bad bytes
  * and rewrites dx where a code is pass-through (dx = g). */
-static inline void cfq_region_grad_terms16_avx512(__m512 vg, __m512i code, float *dx, int stream,
+static inline void cfq_region_grad_terms16_avx512(__m512 vg, __m512i code, __m512 one, float *dx,
                                                   __m512d *below_p, __m512d *above_p, __mmask16 *bad)
 {
-    const __m512 one = _mm512_set1_ps(1.0f);
     const __m512i below_bit = _mm512_set1_epi32(CFQ_REGION_BELOW);
     const __m512i above_bit = _mm512_set1_epi32(CFQ_REGION_ABOVE);
     const __mmask16 pass = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_PASS));
     const __mmask16 is_below = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, below_bit), below_bit);
     const __mmask16 is_above = _mm512_cmpeq_epi32_mask(_mm512_and_si512(code, above_bit), above_bit);
     *bad |= (__mmask16)(_mm512_cmpgt_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_NONE)) & ~pass);
-    if (pass != 0) {
-        const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
-        cfq_store16_avx512(dx, _mm512_mask_blend_ps(pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), vg),
-                           stream);
-    }
+    /* A masked store of g itself (see cfq_region_grad_terms8_avx2). */
+    if (pass != 0)
+        _mm512_mask_storeu_ps(dx, pass, vg);
     cfq_lanes_add16_avx512(below_p, _mm512_maskz_mov_ps(
         (__mmask16)~pass, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(is_below, one))));
     cfq_lanes_add16_avx512(above_p, _mm512_maskz_mov_ps(
@@ -386,6 +400,7 @@ static inline __m512i cfq_load_codes16_avx512(const unsigned char *region)
 static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region, size_t n,
                                      const cfq_params *p, float *dx, double sums[2])
 {
+    const __m512 one = _mm512_set1_ps(p->one); /* run time: see cfq_fq_vars_grad_avx2 */
     const int stream = p->stream;
     __m512d below_s = _mm512_setzero_pd(), above_s = _mm512_setzero_pd();
     __m512d below_p = _mm512_setzero_pd(), above_p = _mm512_setzero_pd();
@@ -393,19 +408,24 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
     __mmask16 bad = 0;
     cfq_lanes below, above;
     size_t i = 0, j, n_blocks = n;
-    int busy, bad_tail;
+    int k, busy, bad_tail;
 
     if (cfq_overlap(dx, g, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
         busy = 0;
-        for (j = i; j < i + CFQ_BLOCK; j += 16)
-            busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j),
-                                                dx + j, stream);
+        for (k = 0; k < CFQ_BLOCK / 16; k++) {
+            j = i + 16 * (size_t)k;
+            busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
+                                                dx + j, stream) << k;
+        }
         if (busy) {
-            for (j = i; j < i + CFQ_BLOCK; j += 16)
-                cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j),
-                                               dx + j, stream, &below_p, &above_p, &bad);
+            for (k = 0; k < CFQ_BLOCK / 16; k++) {
+                j = i + 16 * (size_t)k;
+                if (busy >> k & 1)
+                    cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
+                                                   dx + j, &below_p, &above_p, &bad);
+            }
         }
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
@@ -413,8 +433,8 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
     for (; i + 16 <= n; i += 16) {
         const __m512 vg = _mm512_loadu_ps(g + i);
         const __m512i code = cfq_load_codes16_avx512(region + i);
-        if (cfq_region_grad_dx16_avx512(vg, code, dx + i, stream))
-            cfq_region_grad_terms16_avx512(vg, code, dx + i, stream, &below_p, &above_p, &bad);
+        if (cfq_region_grad_dx16_avx512(vg, code, one, dx + i, stream))
+            cfq_region_grad_terms16_avx512(vg, code, one, dx + i, &below_p, &above_p, &bad);
         cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
     }
