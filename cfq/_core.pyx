@@ -78,23 +78,20 @@ cdef cnp.ndarray _as_f32_array(object value, str name):
 
 
 cdef float _as_f32_scalar(object value, str name) except? -1.0:
-    """A Python number, NumPy scalar or 0-d array as a finite float32."""
+    """A Python number, NumPy scalar or 0-d array as a finite float32, by
+    way of a double, as TF's float attributes (the args ops) and its Python
+    scalar conversion (the vars ops) do: integers beyond 2**53 may round
+    twice, exactly as in TF."""
     cdef double d
-    cdef float f = 0.0
     if PyFloat_Check(value):
         d = PyFloat_AS_DOUBLE(value)
     elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     elif PyLong_Check(value):
-        # Rounded once, straight to float32, as numpy does (not via double).
-        with np.errstate(over="ignore"):
-            try:
-                f = np.float32(value)
-            except OverflowError:
-                raise ValueError(f"{name} must be finite in float32, got {value!r}") from None
-        if not fabs(f) <= 3.4028234663852886e38:
-            raise ValueError(f"{name} must be finite in float32, got {value!r}")
-        return f
+        try:
+            d = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite in float32, got {value!r}") from None
     else:
         if isinstance(value, (str, bytes)):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -106,14 +103,7 @@ cdef float _as_f32_scalar(object value, str name) except? -1.0:
             raise ValueError(f"{name} must be a scalar (shape ()), got shape {arr.shape}")
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {arr.dtype}")
-        if arr.dtype != np.float64:
-            # One rounding to float32 (float128, int64...), none via double.
-            with np.errstate(over="ignore", invalid="ignore"):
-                f = arr.astype(np.float32)[()]
-            if not fabs(f) <= 3.4028234663852886e38:
-                raise ValueError(f"{name} must be finite in float32, got {value!r}")
-            return f
-        d = arr[()]
+        d = float(arr.astype(np.float64))
     if not fabs(d) < _F32_OVERFLOW:
         raise ValueError(f"{name} must be finite in float32, got {d!r}")
     return <float>d

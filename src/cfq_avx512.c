@@ -367,7 +367,10 @@ static inline int cfq_region_grad_dx16_avx512(__m512 vg, __m512i code, __m512 on
     const __mmask16 inside = _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
     const __mmask16 g_nonfinite = _mm512_cmpeq_epi32_mask(
         _mm512_and_si512(_mm512_castps_si512(vg), exp_mask), exp_mask);
-    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), stream);
+    /* through the cache where the terms step rewrites pass-through lanes
+     * (see cfq_region_grad_dx8_avx2) */
+    const __mmask16 pass = _mm512_cmpeq_epi32_mask(code, _mm512_set1_epi32(CFQ_REGION_PASS));
+    cfq_store16_avx512(dx, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(inside, one)), stream && pass == 0);
     return (__mmask16)(inside & ~g_nonfinite) != (__mmask16)0xffff;
 }
 

@@ -58,8 +58,10 @@ typedef struct cfq_params {
 } cfq_params;
 
 /* Sums of float terms: p holds each lane's partial of the current block,
- * s + c the compensated sum of its finished blocks (about 106 bits), so
- * terms like {3e38, -3e38, 1, 1} still sum to 2. */
+ * s + c the compensated sum of its finished blocks (about 106 bits).  So
+ * {3e38, -3e38, 1, 1} as neighbours (four lanes) sums to 2, but a 1 that
+ * shares a lane and block with a 3e38 cancelled later is lost (the block's
+ * partial rounds it away), as in any plain double sum. */
 typedef struct cfq_lanes {
     double s[CFQ_LANES];
     double c[CFQ_ERR_LANES];

@@ -6,6 +6,7 @@
 
 #if defined(__aarch64__) || defined(_M_ARM64)
 #include <arm_neon.h>
+#include <string.h>
 
 /* cfq_twosum_add() on 2 lanes at once. */
 static inline void cfq_twosum_add_neon(float64x2_t *s, float64x2_t *c, float64x2_t v)
@@ -56,9 +57,9 @@ static void cfq_lanes_store_neon(cfq_lanes *a, const float64x2_t acc[CFQ_ACC_NEO
 }
 
 /* 1.0f where the mask is set, +0.0f elsewhere. */
-static inline float32x4_t cfq_mask_to_one(uint32x4_t mask)
+static inline float32x4_t cfq_mask_to_one(uint32x4_t mask, float32x4_t one)
 {
-    return vreinterpretq_f32_u32(vandq_u32(mask, vdupq_n_u32(0x3f800000u)));
+    return vreinterpretq_f32_u32(vandq_u32(mask, vreinterpretq_u32_f32(one)));
 }
 
 static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
@@ -68,6 +69,8 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
     const float32x4_t lo = vdupq_n_f32(p->nudged_min);
     const float32x4_t hi = vdupq_n_f32(p->nudged_max);
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    /* 1.0f read at run time (see cfq_params.one). */
+    const float32x4_t one = vdupq_n_f32(p->one);
     float64x2_t below_acc[CFQ_ACC_NEON], above_acc[CFQ_ACC_NEON];
     cfq_lanes below, above;
     size_t i = 0;
@@ -87,17 +90,17 @@ static void cfq_fq_vars_grad_neon(const float *g, const float *x, size_t n,
         const uint32x4_t nf1 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g1), exp_mask), exp_mask);
         const uint32x4_t quiet = vandq_u32(vbicq_u32(in0, nf0), vbicq_u32(in1, nf1));
 
-        vst1q_f32(dx + i, vmulq_f32(g0, cfq_mask_to_one(in0)));
-        vst1q_f32(dx + i + 4, vmulq_f32(g1, cfq_mask_to_one(in1)));
+        vst1q_f32(dx + i, vmulq_f32(g0, cfq_mask_to_one(in0, one)));
+        vst1q_f32(dx + i + 4, vmulq_f32(g1, cfq_mask_to_one(in1, one)));
         /* Terms are +-0, a no-op on the sums, where x is inside and g finite:
          * the common step skips them. */
         if (vminvq_u32(quiet) != 0xffffffffu) {
             const uint32x4_t below0 = vcltq_f32(x0, lo), below1 = vcltq_f32(x1, lo);
             const uint32x4_t above0 = vcgtq_f32(x0, hi), above1 = vcgtq_f32(x1, hi);
-            cfq_lanes_add8_neon(below_acc, vmulq_f32(g0, cfq_mask_to_one(below0)),
-                                vmulq_f32(g1, cfq_mask_to_one(below1)));
-            cfq_lanes_add8_neon(above_acc, vmulq_f32(g0, cfq_mask_to_one(above0)),
-                                vmulq_f32(g1, cfq_mask_to_one(above1)));
+            cfq_lanes_add8_neon(below_acc, vmulq_f32(g0, cfq_mask_to_one(below0, one)),
+                                vmulq_f32(g1, cfq_mask_to_one(below1, one)));
+            cfq_lanes_add8_neon(above_acc, vmulq_f32(g0, cfq_mask_to_one(above0, one)),
+                                vmulq_f32(g1, cfq_mask_to_one(above1, one)));
         }
         cfq_lanes_step_end_neon(i, below_acc);
         cfq_lanes_step_end_neon(i, above_acc);
@@ -149,11 +152,12 @@ static void cfq_fq_mask_grad_neon(const float *g, const float *x, size_t n,
                                   const cfq_params *p, float *dx)
 {
     const float32x4_t lo = vdupq_n_f32(p->nudged_min), hi = vdupq_n_f32(p->nudged_max);
+    const float32x4_t one = vdupq_n_f32(p->one);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const float32x4_t vx = vld1q_f32(x + i);
         const uint32x4_t inside = vandq_u32(vcgeq_f32(vx, lo), vcleq_f32(vx, hi));
-        vst1q_f32(dx + i, vmulq_f32(vld1q_f32(g + i), cfq_mask_to_one(inside)));
+        vst1q_f32(dx + i, vmulq_f32(vld1q_f32(g + i), cfq_mask_to_one(inside, one)));
     }
     cfq_mask_grad_range(g, x, i, n, p, dx);
 }
@@ -198,6 +202,7 @@ static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, siz
                                 cfq_pc_sums *acc)
 {
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    const float32x4_t one = vdupq_n_f32(pp->one);
     size_t r, j;
     for (r = 0; r < rows; r++) {
         const float *gr = g + r * stride, *xr = x + r * stride;
@@ -210,10 +215,10 @@ static void cfq_fq_pc_grad_neon(const float *g, const float *x, size_t rows, siz
             const uint32x4_t inside = vandq_u32(vcgeq_f32(vx, lo), vcleq_f32(vx, hi));
             const uint32x4_t nf = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(vg), exp_mask), exp_mask);
             /* Channels with min == max == 0 copy g untouched. */
-            vst1q_f32(dxr + j, vbslq_f32(keep, vmulq_f32(vg, cfq_mask_to_one(inside)), vg));
+            vst1q_f32(dxr + j, vbslq_f32(keep, vmulq_f32(vg, cfq_mask_to_one(inside, one)), vg));
             if (vmaxvq_u32(vbicq_u32(keep, vbicq_u32(inside, nf))) != 0) {
-                const float32x4_t tb = vmulq_f32(vg, cfq_mask_to_one(vcltq_f32(vx, lo)));
-                const float32x4_t ta = vmulq_f32(vg, cfq_mask_to_one(vcgtq_f32(vx, hi)));
+                const float32x4_t tb = vmulq_f32(vg, cfq_mask_to_one(vcltq_f32(vx, lo), one));
+                const float32x4_t ta = vmulq_f32(vg, cfq_mask_to_one(vcgtq_f32(vx, hi), one));
                 cfq_pc_add4_neon(acc->below_s, acc->below_c, j,
                                  vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(tb), keep)));
                 cfq_pc_add4_neon(acc->above_s, acc->above_c, j,
@@ -257,10 +262,26 @@ static void cfq_fq_vars_region_neon(const float *x, size_t n, const cfq_params *
     cfq_region_forward_range(x, i, n, p, out, region);
 }
 
+/* Pass-through lanes get g's bits, copied, not selected: a select between
+ * g and g * mask may be compiled as g * select(mask, 1.0f), which flushes a
+ * denormal g. */
+static void cfq_store_pass_neon(float *dst, uint32x4_t codes, float32x4_t g)
+{
+    float lanes[4];
+    uint32_t c[4];
+    int k;
+    vst1q_f32(lanes, g);
+    vst1q_u32(c, codes);
+    for (k = 0; k < 4; k++)
+        if (c[k] == CFQ_REGION_PASS)
+            memcpy(dst + k, lanes + k, sizeof(float));
+}
+
 static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, size_t n,
                                    const cfq_params *p, float *dx, double sums[2])
 {
     const uint32x4_t exp_mask = vdupq_n_u32(0x7f800000u);
+    const float32x4_t one = vdupq_n_f32(p->one);
     const uint32x4_t below_bit = vdupq_n_u32(CFQ_REGION_BELOW), above_bit = vdupq_n_u32(CFQ_REGION_ABOVE);
     float64x2_t below_acc[CFQ_ACC_NEON], above_acc[CFQ_ACC_NEON];
     uint32x4_t bad = vdupq_n_u32(0);
@@ -279,7 +300,9 @@ static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, 
         const uint32x4_t in0 = vceqq_u32(c0, vdupq_n_u32(0)), in1 = vceqq_u32(c1, vdupq_n_u32(0));
         const uint32x4_t nf0 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g0), exp_mask), exp_mask);
         const uint32x4_t nf1 = vceqq_u32(vandq_u32(vreinterpretq_u32_f32(g1), exp_mask), exp_mask);
-        float32x4_t d0 = vmulq_f32(g0, cfq_mask_to_one(in0)), d1 = vmulq_f32(g1, cfq_mask_to_one(in1));
+        const float32x4_t d0 = vmulq_f32(g0, cfq_mask_to_one(in0, one));
+        const float32x4_t d1 = vmulq_f32(g1, cfq_mask_to_one(in1, one));
+        int pass_any = 0;
         /* Rare step: something outside, a non-finite g, a pass-through or a
          * bad byte. */
         if (vminvq_u32(vandq_u32(vbicq_u32(in0, nf0), vbicq_u32(in1, nf1))) != 0xffffffffu) {
@@ -289,17 +312,20 @@ static int cfq_fq_region_grad_neon(const float *g, const unsigned char *region, 
             const uint32x4_t a0 = vtstq_u32(c0, above_bit), a1 = vtstq_u32(c1, above_bit);
             bad = vorrq_u32(bad, vbicq_u32(vcgtq_u32(c0, vdupq_n_u32(CFQ_REGION_NONE)), pass0));
             bad = vorrq_u32(bad, vbicq_u32(vcgtq_u32(c1, vdupq_n_u32(CFQ_REGION_NONE)), pass1));
-            d0 = vbslq_f32(pass0, g0, d0);
-            d1 = vbslq_f32(pass1, g1, d1);
+            pass_any = vmaxvq_u32(vorrq_u32(pass0, pass1)) != 0;
             cfq_lanes_add8_neon(below_acc,
-                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(b0, pass0)))), pass0)),
-                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(b1, pass1)))), pass1)));
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(b0, pass0), one))), pass0)),
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(b1, pass1), one))), pass1)));
             cfq_lanes_add8_neon(above_acc,
-                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(a0, pass0)))), pass0)),
-                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(a1, pass1)))), pass1)));
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g0, cfq_mask_to_one(vbicq_u32(a0, pass0), one))), pass0)),
+                vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(vmulq_f32(g1, cfq_mask_to_one(vbicq_u32(a1, pass1), one))), pass1)));
         }
         vst1q_f32(dx + i, d0);
         vst1q_f32(dx + i + 4, d1);
+        if (pass_any) {
+            cfq_store_pass_neon(dx + i, c0, g0);
+            cfq_store_pass_neon(dx + i + 4, c1, g1);
+        }
         cfq_lanes_step_end_neon(i, below_acc);
         cfq_lanes_step_end_neon(i, above_acc);
     }

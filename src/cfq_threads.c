@@ -7,8 +7,8 @@
  * chunk and combined in chunk order by the caller.  One job runs at a time;
  * a call that finds the pool busy runs its tasks on its own thread.
  */
-#if defined(__linux__) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* sysconf */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #endif
 #include <stdlib.h>
 
@@ -29,6 +29,9 @@ static void cfq_cond_init(cfq_cond *c) { InitializeConditionVariable(c); }
 #else
 #include <pthread.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 typedef pthread_mutex_t cfq_mutex;
 typedef pthread_cond_t cfq_cond;
 #define CFQ_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
@@ -55,13 +58,25 @@ static void cfq_pause(void) {}
  * as long as a whole 1M-element call; back-to-back calls should not pay it. */
 #define CFQ_SPIN_ROUNDS 4000
 
-/* Processors online, or a large number when unknown. */
+/* Processors this process may run on (its affinity mask where the OS has
+ * one: taskset, cpusets), or a large number when unknown. */
 static int cfq_online_cpus(void)
 {
 #if defined(_WIN32)
-    SYSTEM_INFO info;
-    GetSystemInfo(&info);
-    return (int)info.dwNumberOfProcessors;
+    DWORD_PTR process_mask, system_mask;
+    int n = 0;
+    if (GetProcessAffinityMask(GetCurrentProcess(), &process_mask, &system_mask)) {
+        for (; process_mask != 0; process_mask &= process_mask - 1)
+            n++;
+    }
+    return n > 0 ? n : CFQ_MAX_THREADS;
+#elif defined(__linux__)
+    cpu_set_t set;
+    long n;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set) < CFQ_MAX_THREADS ? CPU_COUNT(&set) : CFQ_MAX_THREADS;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
 #elif defined(_SC_NPROCESSORS_ONLN)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
@@ -88,7 +103,8 @@ static int cfq_caller_sleeping;
 static cfq_cond cfq_work_ready[CFQ_MAX_THREADS];
 static int cfq_worker_sleeping[CFQ_MAX_THREADS];
 static int cfq_workers;            /* threads started so far */
-static int cfq_cpus;               /* processors online, read at first use */
+static int cfq_cpus;               /* processors we may use, read at first use */
+static int cfq_conds_made;         /* cfq_work_ready[0..cfq_conds_made-1] are initialised */
 static volatile unsigned long cfq_job_id;   /* bumped for every job */
 static int cfq_job_helpers;        /* workers 0..cfq_job_helpers-1 take part */
 static volatile unsigned long cfq_job_pending; /* helpers not finished with the job */
@@ -197,6 +213,7 @@ static void cfq_pool_reset_after_fork(void)
     pthread_mutex_init(&cfq_pool_lock, NULL);
     pthread_cond_init(&cfq_work_done, NULL);
     cfq_caller_sleeping = 0;
+    cfq_conds_made = 0;
     cfq_workers = 0;
     cfq_job_pending = 0;
 }
@@ -226,7 +243,10 @@ void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
     if (cfq_cpus == 0)
         cfq_cpus = cfq_online_cpus();
     while (cfq_workers < helpers) {
-        cfq_cond_init(&cfq_work_ready[cfq_workers]);
+        if (cfq_conds_made <= cfq_workers) { /* a failed start leaves it made */
+            cfq_cond_init(&cfq_work_ready[cfq_workers]);
+            cfq_conds_made = cfq_workers + 1;
+        }
         cfq_worker_sleeping[cfq_workers] = 0;
         if (!cfq_start_worker(cfq_workers))
             break;

@@ -363,16 +363,14 @@ def test_conversion_under_concurrent_threads_keeps_warnings_filters():
     assert not errors and warnings.filters == before
 
 
-@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="long double is double here")
-def test_long_double_min_max_rounded_once():
-    # 1 + 2**-24 + 2**-60 rounds up to float32 directly, but to 1.0 via double.
-    v = np.longdouble(1) + np.longdouble(2) ** -24 + np.longdouble(2) ** -60
-    assert cfq.nudge(-1.0, v) == cfq.nudge(-1.0, v.astype(np.float32))
-    assert cfq.nudge(-1.0, np.asarray(v)) == cfq.nudge(-1.0, np.float32(1 + 2 ** -23))
-
-
-def test_python_int_min_max_converted_as_numpy_and_tf_do():
+def test_integer_min_max_converted_as_tf_does():
+    # TF passes the args ops' min/max through float() (a double) and
+    # converts Python ints the same way: integers beyond 2**53 round twice.
     v = 2 ** 60 + 2 ** 36 + 1
+    x = np.linspace(-2.0, 2.0, 17, dtype=np.float32) * np.float32(v)
+    want = cfq.fake_quant_with_min_max_args(x, float(-v), float(v))
+    for lo, hi in ((-v, v), (np.int64(-v), np.int64(v)), (np.asarray(-v), np.asarray(v))):
+        assert_bits_equal(cfq.fake_quant_with_min_max_args(x, lo, hi), want)
     assert cfq.nudge(-v, v) == cfq.nudge(np.float32(-v), np.float32(v))
 
 
