@@ -123,12 +123,18 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
             busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
                                            dx + j, stream) << k;
         }
-        if (busy) {
-            for (k = 0; k < CFQ_BLOCK / 8; k++) {
-                j = i + 8 * (size_t)k;
-                if (busy >> k & 1)
-                    cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
-                                              below_acc, above_acc);
+        /* A block with no busy step leaves its partials 0: nothing to end. */
+        if (busy == 0)
+            continue;
+        if (busy == 0xff) { /* most inputs outside: every step, no lookups */
+            for (j = i; j < i + CFQ_BLOCK; j += 8)
+                cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
+                                          below_acc, above_acc);
+        } else {
+            for (; busy != 0; busy &= busy - 1) { /* the busy steps only, in order */
+                j = i + 8 * (size_t)cfq_lowest_bit8[busy];
+                cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
+                                          below_acc, above_acc);
             }
         }
         cfq_lanes_block_end_avx2(below_acc);
@@ -375,12 +381,17 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
             busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
                                              dx + j, stream) << k;
         }
-        if (busy) {
-            for (k = 0; k < CFQ_BLOCK / 8; k++) {
-                j = i + 8 * (size_t)k;
-                if (busy >> k & 1)
-                    cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
-                                                dx + j, below_acc, above_acc, &bad);
+        if (busy == 0)
+            continue;
+        if (busy == 0xff) {
+            for (j = i; j < i + CFQ_BLOCK; j += 8)
+                cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
+                                            dx + j, below_acc, above_acc, &bad);
+        } else {
+            for (; busy != 0; busy &= busy - 1) {
+                j = i + 8 * (size_t)cfq_lowest_bit8[busy];
+                cfq_region_grad_terms8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
+                                            dx + j, below_acc, above_acc, &bad);
             }
         }
         cfq_lanes_block_end_avx2(below_acc);

@@ -155,13 +155,12 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
             busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
                                               dx + j, stream) << k;
         }
-        if (busy) {
-            for (k = 0; k < CFQ_BLOCK / 16; k++) {
-                j = i + 16 * (size_t)k;
-                if (busy >> k & 1)
-                    cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
-                                                 &below_p, &above_p);
-            }
+        if (busy == 0)
+            continue; /* partials still 0: nothing to end (see cfq_fq_vars_grad_avx2) */
+        for (; busy != 0; busy &= busy - 1) { /* the busy steps only, in order */
+            j = i + 16 * (size_t)cfq_lowest_bit8[busy];
+            cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
+                                         &below_p, &above_p);
         }
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
@@ -422,13 +421,12 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
             busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
                                                 dx + j, stream) << k;
         }
-        if (busy) {
-            for (k = 0; k < CFQ_BLOCK / 16; k++) {
-                j = i + 16 * (size_t)k;
-                if (busy >> k & 1)
-                    cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
-                                                   dx + j, &below_p, &above_p, &bad);
-            }
+        if (busy == 0)
+            continue;
+        for (; busy != 0; busy &= busy - 1) {
+            j = i + 16 * (size_t)cfq_lowest_bit8[busy];
+            cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
+                                           dx + j, &below_p, &above_p, &bad);
         }
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
         cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
