@@ -89,6 +89,18 @@ static inline void cfq_vars_grad_terms8_avx2(__m256 vg, __m256 vx, __m256 lo, __
     cfq_lanes_add8_avx2(above_acc, _mm256_mul_ps(vg, _mm256_and_ps(_mm256_cmp_ps(vx, hi, _CMP_GT_OQ), one)));
 }
 
+/* Pass 1 of a block: its input gradient; returns which of its 8 steps are
+ * busy (bit k: step k has a term that can be nonzero). */
+static inline int cfq_vars_grad_pass1_avx2(const float *g, const float *x, __m256 lo, __m256 hi,
+                                           __m256 one, float *dx, int stream)
+{
+    int k, busy = 0;
+    for (k = 0; k < CFQ_BLOCK / 8; k++)
+        busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + 8 * k), _mm256_loadu_ps(x + 8 * k), lo, hi, one,
+                                       dx + 8 * k, stream) << k;
+    return busy;
+}
+
 /* Block by block: first the input gradient of all 64 elements, then, only
  * if some term can be nonzero, the sums (the block is still in L1).  One
  * branch per block rather than per step: with a few percent of inputs
@@ -117,16 +129,18 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
     if (cfq_overlap(dx, g, n) || cfq_overlap(dx, x, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
-        busy = 0;
-        for (k = 0; k < CFQ_BLOCK / 8; k++) {
-            j = i + 8 * (size_t)k;
-            busy |= cfq_vars_grad_dx8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
-                                           dx + j, stream) << k;
-        }
+        /* stream a literal at each call, so the store kind is no branch
+         * per step (the compiler will not unswitch it here by itself) */
+        busy = stream ? cfq_vars_grad_pass1_avx2(g + i, x + i, lo, hi, one, dx + i, 1)
+                      : cfq_vars_grad_pass1_avx2(g + i, x + i, lo, hi, one, dx + i, 0);
         /* A block with no busy step leaves its partials 0: nothing to end. */
         if (busy == 0)
             continue;
-        if (busy == 0xff) { /* most inputs outside: every step, no lookups */
+        if ((busy & (busy - 1)) == 0) { /* one busy step: inputs rarely outside */
+            j = i + 8 * (size_t)cfq_lowest_bit8[busy];
+            cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
+                                      below_acc, above_acc);
+        } else if (busy == 0xff) { /* most inputs outside: every step, no lookups */
             for (j = i; j < i + CFQ_BLOCK; j += 8)
                 cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
                                           below_acc, above_acc);
@@ -356,6 +370,17 @@ static inline __m256i cfq_load_codes8_avx2(const unsigned char *region)
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)region));
 }
 
+/* Pass 1 of a block (see cfq_vars_grad_pass1_avx2). */
+static inline int cfq_region_grad_pass1_avx2(const float *g, const unsigned char *region, __m256 one,
+                                             float *dx, int stream)
+{
+    int k, busy = 0;
+    for (k = 0; k < CFQ_BLOCK / 8; k++)
+        busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + 8 * k), cfq_load_codes8_avx2(region + 8 * k), one,
+                                         dx + 8 * k, stream) << k;
+    return busy;
+}
+
 /* As cfq_fq_vars_grad_avx2: block by block, two passes, except in place. */
 static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, size_t n,
                                    const cfq_params *p, float *dx, double sums[2])
@@ -375,12 +400,8 @@ static int cfq_fq_region_grad_avx2(const float *g, const unsigned char *region, 
     if (cfq_overlap(dx, g, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
-        busy = 0;
-        for (k = 0; k < CFQ_BLOCK / 8; k++) {
-            j = i + 8 * (size_t)k;
-            busy |= cfq_region_grad_dx8_avx2(_mm256_loadu_ps(g + j), cfq_load_codes8_avx2(region + j), one,
-                                             dx + j, stream) << k;
-        }
+        busy = stream ? cfq_region_grad_pass1_avx2(g + i, region + i, one, dx + i, 1)
+                      : cfq_region_grad_pass1_avx2(g + i, region + i, one, dx + i, 0);
         if (busy == 0)
             continue;
         if (busy == 0xff) {

@@ -130,6 +130,18 @@ static inline void cfq_vars_grad_terms16_avx512(__m512 vg, __m512 vx, __m512 lo,
     cfq_lanes_add16_avx512(above_p, _mm512_mul_ps(vg, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vx, hi, _CMP_GT_OQ), one)));
 }
 
+/* Pass 1 of a block: its input gradient; bit k of the result: step k is
+ * busy. */
+static inline int cfq_vars_grad_pass1_avx512(const float *g, const float *x, __m512 lo, __m512 hi,
+                                             __m512 one, float *dx, int stream)
+{
+    int k, busy = 0;
+    for (k = 0; k < CFQ_BLOCK / 16; k++)
+        busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + 16 * k), _mm512_loadu_ps(x + 16 * k), lo, hi,
+                                          one, dx + 16 * k, stream) << k;
+    return busy;
+}
+
 /* Block by block, two passes (see cfq_fq_vars_grad_avx2), except in place. */
 static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
                                     const cfq_params *p, float *dx,
@@ -144,17 +156,14 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
     __m256d below_c = _mm256_setzero_pd(), above_c = _mm256_setzero_pd();
     cfq_lanes below, above;
     size_t i = 0, j, n_blocks = n;
-    int k, busy;
+    int busy;
 
     if (cfq_overlap(dx, g, n) || cfq_overlap(dx, x, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
-        busy = 0;
-        for (k = 0; k < CFQ_BLOCK / 16; k++) {
-            j = i + 16 * (size_t)k;
-            busy |= cfq_vars_grad_dx16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
-                                              dx + j, stream) << k;
-        }
+        /* stream a literal at each call: no store-kind branch per step */
+        busy = stream ? cfq_vars_grad_pass1_avx512(g + i, x + i, lo, hi, one, dx + i, 1)
+                      : cfq_vars_grad_pass1_avx512(g + i, x + i, lo, hi, one, dx + i, 0);
         if (busy == 0)
             continue; /* partials still 0: nothing to end (see cfq_fq_vars_grad_avx2) */
         for (; busy != 0; busy &= busy - 1) { /* the busy steps only, in order */
@@ -398,6 +407,17 @@ static inline __m512i cfq_load_codes16_avx512(const unsigned char *region)
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)region));
 }
 
+/* Pass 1 of a block (see cfq_vars_grad_pass1_avx512). */
+static inline int cfq_region_grad_pass1_avx512(const float *g, const unsigned char *region, __m512 one,
+                                               float *dx, int stream)
+{
+    int k, busy = 0;
+    for (k = 0; k < CFQ_BLOCK / 16; k++)
+        busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + 16 * k), cfq_load_codes16_avx512(region + 16 * k),
+                                            one, dx + 16 * k, stream) << k;
+    return busy;
+}
+
 /* As cfq_fq_vars_grad_avx512: block by block, two passes, except in place. */
 static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region, size_t n,
                                      const cfq_params *p, float *dx, double sums[2])
@@ -410,17 +430,13 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
     __mmask16 bad = 0;
     cfq_lanes below, above;
     size_t i = 0, j, n_blocks = n;
-    int k, busy, bad_tail;
+    int busy, bad_tail;
 
     if (cfq_overlap(dx, g, n))
         n_blocks = 0;
     for (; i + CFQ_BLOCK <= n_blocks; i += CFQ_BLOCK) {
-        busy = 0;
-        for (k = 0; k < CFQ_BLOCK / 16; k++) {
-            j = i + 16 * (size_t)k;
-            busy |= cfq_region_grad_dx16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
-                                                dx + j, stream) << k;
-        }
+        busy = stream ? cfq_region_grad_pass1_avx512(g + i, region + i, one, dx + i, 1)
+                      : cfq_region_grad_pass1_avx512(g + i, region + i, one, dx + i, 0);
         if (busy == 0)
             continue;
         for (; busy != 0; busy &= busy - 1) {
