@@ -62,27 +62,24 @@ static void cfq_pause(void) {}
  * one: taskset, cpusets), or a large number when unknown. */
 static int cfq_online_cpus(void)
 {
+    long n = 0;
 #if defined(_WIN32)
     DWORD_PTR process_mask, system_mask;
-    int n = 0;
-    if (GetProcessAffinityMask(GetCurrentProcess(), &process_mask, &system_mask)) {
+    if (GetProcessAffinityMask(GetCurrentProcess(), &process_mask, &system_mask))
         for (; process_mask != 0; process_mask &= process_mask - 1)
             n++;
-    }
-    return n > 0 ? n : CFQ_MAX_THREADS;
-#elif defined(__linux__)
-    cpu_set_t set;
-    long n;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set) < CFQ_MAX_THREADS ? CPU_COUNT(&set) : CFQ_MAX_THREADS;
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
-#elif defined(_SC_NPROCESSORS_ONLN)
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
 #else
-    return CFQ_MAX_THREADS;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
 #endif
+#if defined(_SC_NPROCESSORS_ONLN)
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+#endif
+    return n > 0 && n < CFQ_MAX_THREADS ? (int)n : CFQ_MAX_THREADS;
 }
 
 /* Waits, the pool lock held, until *value differs from `from`: spinning
