@@ -77,13 +77,17 @@ static inline void cfq_lanes_add16_avx512(__m512d *part, __m512 terms)
     *part = _mm512_add_pd(*part, _mm512_cvtps_pd(high));
 }
 
-/* After the step of 16 at i: at a block's end, its partials into the sums. */
-static inline void cfq_lanes_step_end_avx512(size_t i, __m512d *s, __m256d *c, __m512d *part)
+/* The block's end: its partials into the compensated sums. */
+static inline void cfq_lanes_block_end_avx512(__m512d *s, __m256d *c, __m512d *part)
 {
-    if ((i & (CFQ_BLOCK - 1)) == CFQ_BLOCK - 16) {
-        cfq_lanes_step_avx512(s, c, *part);
-        *part = _mm512_setzero_pd();
-    }
+    cfq_lanes_step_avx512(s, c, *part);
+    *part = _mm512_setzero_pd();
+}
+
+/* Whether the step of 16 at i is the last of its block. */
+static inline int cfq_block_last16(size_t i)
+{
+    return (i & (CFQ_BLOCK - 1)) == CFQ_BLOCK - 16;
 }
 
 static void cfq_lanes_store_avx512(cfq_lanes *a, __m512d s, __m256d c, __m512d part)
@@ -171,15 +175,17 @@ static void cfq_fq_vars_grad_avx512(const float *g, const float *x, size_t n,
             cfq_vars_grad_terms16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(x + j), lo, hi, one,
                                          &below_p, &above_p);
         }
-        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
-        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
+        cfq_lanes_block_end_avx512(&below_s, &below_c, &below_p);
+        cfq_lanes_block_end_avx512(&above_s, &above_c, &above_p);
     }
     for (; i + 16 <= n; i += 16) {
         const __m512 vg = _mm512_loadu_ps(g + i), vx = _mm512_loadu_ps(x + i);
         if (cfq_vars_grad_dx16_avx512(vg, vx, lo, hi, one, dx + i, stream))
             cfq_vars_grad_terms16_avx512(vg, vx, lo, hi, one, &below_p, &above_p);
-        cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
-        cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
+        if (cfq_block_last16(i)) {
+            cfq_lanes_block_end_avx512(&below_s, &below_c, &below_p);
+            cfq_lanes_block_end_avx512(&above_s, &above_c, &above_p);
+        }
     }
     if (stream)
         _mm_sfence();
@@ -444,16 +450,18 @@ static int cfq_fq_region_grad_avx512(const float *g, const unsigned char *region
             cfq_region_grad_terms16_avx512(_mm512_loadu_ps(g + j), cfq_load_codes16_avx512(region + j), one,
                                            dx + j, &below_p, &above_p, &bad);
         }
-        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &below_s, &below_c, &below_p);
-        cfq_lanes_step_end_avx512(i + CFQ_BLOCK - 16, &above_s, &above_c, &above_p);
+        cfq_lanes_block_end_avx512(&below_s, &below_c, &below_p);
+        cfq_lanes_block_end_avx512(&above_s, &above_c, &above_p);
     }
     for (; i + 16 <= n; i += 16) {
         const __m512 vg = _mm512_loadu_ps(g + i);
         const __m512i code = cfq_load_codes16_avx512(region + i);
         if (cfq_region_grad_dx16_avx512(vg, code, one, dx + i, stream))
             cfq_region_grad_terms16_avx512(vg, code, one, dx + i, &below_p, &above_p, &bad);
-        cfq_lanes_step_end_avx512(i, &below_s, &below_c, &below_p);
-        cfq_lanes_step_end_avx512(i, &above_s, &above_c, &above_p);
+        if (cfq_block_last16(i)) {
+            cfq_lanes_block_end_avx512(&below_s, &below_c, &below_p);
+            cfq_lanes_block_end_avx512(&above_s, &above_c, &above_p);
+        }
     }
     if (stream)
         _mm_sfence();
