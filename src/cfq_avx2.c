@@ -136,11 +136,7 @@ static void cfq_fq_vars_grad_avx2(const float *g, const float *x, size_t n,
         /* A block with no busy step leaves its partials 0: nothing to end. */
         if (busy == 0)
             continue;
-        if ((busy & (busy - 1)) == 0) { /* one busy step: inputs rarely outside */
-            j = i + 8 * (size_t)cfq_lowest_bit8[busy];
-            cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
-                                      below_acc, above_acc);
-        } else if (busy == 0xff) { /* most inputs outside: every step, no lookups */
+        if (busy == 0xff) { /* most inputs outside: every step, no lookups */
             for (j = i; j < i + CFQ_BLOCK; j += 8)
                 cfq_vars_grad_terms8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(x + j), lo, hi, one,
                                           below_acc, above_acc);
