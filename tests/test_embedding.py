@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cfq
-from conftest import assert_bits_equal
+from support import assert_bits_equal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMBED = os.path.join(HERE, "embed")

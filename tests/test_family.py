@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from conftest import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3.4e38, -3.4e38]
 floats32 = st.one_of(st.floats(width=32), st.sampled_from(SPECIAL), st.floats(-8, 8, width=32))

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from conftest import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal
 
 EXAMPLES = int(os.environ.get("CFQ_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,

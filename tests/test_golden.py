@@ -7,7 +7,7 @@ import pytest
 
 import cfq
 import model
-from conftest import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal
 from golden_io import load_cases as load_golden, load_meta
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import cfq
-from conftest import ISAS
+from support import ISAS
 
 # The folder holding the cfq under test (a checkout or site-packages).
 CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))

@@ -7,7 +7,7 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from conftest import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, 1.4e-45, np.inf, -np.inf, np.nan, 3.4028235e38, -3.4028235e38]
 

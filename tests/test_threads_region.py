@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cfq
-from conftest import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal
 
 vg = cfq.fake_quant_with_min_max_vars_gradient
 

@@ -7,7 +7,7 @@ import pytest
 
 import cfq
 import model
-from conftest import ISAS, assert_bits_equal, bits
+from support import ISAS, assert_bits_equal, bits
 
 vg = cfq.fake_quant_with_min_max_vars_gradient
 
