@@ -1,6 +1,8 @@
 """Build cfq: the C core (one file per ISA, ISA flags on that file only) and
 the Cython extension cfq._core that wraps it."""
 import os
+import re
+import sys
 import sysconfig
 
 import numpy
@@ -10,17 +12,10 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 import shutil
 
-CORE_SOURCES = [
-    "src/cfq_core.c",
-    "src/cfq_dispatch.c",
-    "src/cfq_scalar.c",
-    "src/cfq_avx2.c",
-    "src/cfq_avx512.c",
-    "src/cfq_neon.c",
-    "src/cfq_ops.c",
-    "src/cfq_per_channel.c",
-    "src/cfq_threads.c",
-]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+import core_build  # noqa: E402  (the core's sources and flags, shared with the Makefile)
+
+CORE_SOURCES = core_build.sources()
 
 
 def _target_is_x86():
@@ -31,25 +26,11 @@ def _target_is_x86():
     return any(tag in plat for tag in ("x86_64", "amd64", "win32", "i686", "universal"))
 
 
-def core_flags(compiler_type, source):
-    """Flags for one file of the C core: strict warnings, no FMA contraction,
-    never fast-math; an ISA flag on its own file only."""
-    name = os.path.basename(source)
-    x86 = _target_is_x86()
-    if compiler_type == "msvc":
-        flags = ["/O2", "/W3", "/WX", "/fp:precise", "/fp:contract-"]
-        if x86 and name == "cfq_avx2.c":
-            flags.append("/arch:AVX2")
-        elif x86 and name == "cfq_avx512.c":
-            flags.append("/arch:AVX512")
-        return flags
-    flags = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-             "-fno-fast-math", "-fvisibility=hidden"]
-    if x86 and name == "cfq_avx2.c":
-        flags.append("-mavx2")
-    elif x86 and name == "cfq_avx512.c":
-        flags.append("-mavx512f")
-    return flags
+def _version():
+    """CFQ_VERSION_MAJOR.MINOR.PATCH from src/cfq.h, the one place it is written."""
+    with open("src/cfq.h") as f:
+        parts = dict(re.findall(r"#define CFQ_VERSION_(MAJOR|MINOR|PATCH) (\d+)", f.read()))
+    return f"{parts['MAJOR']}.{parts['MINOR']}.{parts['PATCH']}"
 
 
 # Headers shipped in the package, where cfq.get_include() points.
@@ -80,8 +61,8 @@ class BuildExtWithCore(build_ext):
                 [source],
                 output_dir=self.build_temp,
                 include_dirs=["src"],
-                extra_postargs=core_flags(self.compiler.compiler_type, source),
-                depends=["src/cfq.h", "src/cfq_internal.h"],
+                extra_postargs=core_build.flags(self.compiler.compiler_type, source, _target_is_x86()),
+                depends=core_build.HEADERS,
             )
         ext.extra_objects = objects + list(ext.extra_objects or [])
         super().build_extension(ext)
@@ -98,13 +79,14 @@ extensions = [
         ["cfq/_core.pyx"],
         include_dirs=["src", numpy.get_include()],
         # The core's files too, so editing them relinks the extension.
-        depends=CORE_SOURCES + ["src/cfq.h", "src/cfq_internal.h", "src/cfq_import.h"],
+        depends=CORE_SOURCES + core_build.HEADERS,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         libraries=[] if os.name == "nt" else ["m"],
     )
 ]
 
 setup(
+    version=_version(),
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     cmdclass={"build_ext": BuildExtWithCore, "build_py": BuildPyWithHeaders},
 )

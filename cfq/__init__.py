@@ -10,7 +10,7 @@ import os
 import warnings
 
 from cfq._core import (
-    C_VERSION as _C_VERSION,
+    C_VERSION as __version__,
     FakeQuantWithMinMaxVarsGradient,
     FakeQuantWithMinMaxVarsPerChannelGradient,
     _isa_env_status,
@@ -26,9 +26,6 @@ from cfq._core import (
     fake_quant_with_min_max_vars_per_channel_gradient,
     nudge,
 )
-
-__version__ = "0.1.0"
-assert __version__ == _C_VERSION, "cfq Python package and C core versions differ"
 
 __all__ = [
     "FakeQuantWithMinMaxVarsGradient",

@@ -16,10 +16,15 @@
 extern "C" {
 #endif
 
+/* The version, written here only (setup.py reads it; cfq.__version__ is
+ * cfq_version()). */
 #define CFQ_VERSION_MAJOR 0
 #define CFQ_VERSION_MINOR 1
 #define CFQ_VERSION_PATCH 0
-#define CFQ_VERSION_STRING "0.1.0"
+#define CFQ_STR_(x) #x
+#define CFQ_STR(x) CFQ_STR_(x)
+#define CFQ_VERSION_STRING \
+    CFQ_STR(CFQ_VERSION_MAJOR) "." CFQ_STR(CFQ_VERSION_MINOR) "." CFQ_STR(CFQ_VERSION_PATCH)
 
 /* Error codes. */
 #define CFQ_OK 0

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cfq_internal.h"
+#include "cfq_reference.h"
 
 /* Chunks per task: big enough to hide the hand-off, small enough to balance. */
 #define CFQ_TASK_CHUNKS 4
@@ -41,7 +41,7 @@ static void cfq_elementwise_task(void *ctx, size_t task)
     switch (j->op) {
     case CFQ_OP_VARS: j->k->vars_forward(j->a + at, m, j->p, j->out + at); break;
     case CFQ_OP_ARGS: j->k->args_forward(j->a + at, m, j->p, j->out + at); break;
-    case CFQ_OP_ARGS_GRAD: j->k->mask_grad(j->a + at, j->x + at, m, j->p, j->out + at); break;
+    case CFQ_OP_ARGS_GRAD: j->k->args_grad(j->a + at, j->x + at, m, j->p, j->out + at); break;
     case CFQ_OP_VARS_REGION:
         j->k->region_forward(j->a + at, m, j->p, j->out + at, j->region + at);
         break;

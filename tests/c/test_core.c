@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfq_internal.h"
+#include "cfq_reference.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
@@ -384,7 +384,7 @@ static void test_family_case(size_t n, qcase q)
         else if (op == 1)
             cfq_kernels_scalar.args_forward(x, n, &p, ref);
         else
-            cfq_kernels_scalar.mask_grad(g, x, n, &p, ref);
+            cfq_kernels_scalar.args_grad(g, x, n, &p, ref);
         for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
             const cfq_kernels *k = table_of(isa);
             if (!table_runs(isa))
@@ -394,7 +394,7 @@ static void test_family_case(size_t n, qcase q)
             else if (op == 1)
                 k->args_forward(x, n, &p, got);
             else
-                k->mask_grad(g, x, n, &p, got);
+                k->args_grad(g, x, n, &p, got);
             CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s op %d differs from scalar, n=%zu",
                   cfq_isa_name(isa), op, n);
         }
@@ -410,9 +410,9 @@ static void test_pc_case(size_t rows, size_t m)
     const size_t n = rows * m;
     float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
     float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
-    float mins[CFQ_PC_BLOCK], maxs[CFQ_PC_BLOCK];
-    static cfq_pc_params pp;
-    static cfq_pc_sums ref_acc, got_acc;
+    float mins[CFQ_CHANNEL_BLOCK], maxs[CFQ_CHANNEL_BLOCK];
+    static cfq_channel_params pp;
+    static cfq_channel_sums ref_acc, got_acc;
     cfq_fpenv env;
     size_t i, j;
     int isa;
@@ -424,12 +424,12 @@ static void test_pc_case(size_t rows, size_t m)
             mins[j] = maxs[j] = 0.0f;
     }
     cfq_fpenv_enter(&env);
-    cfq_pc_block_make(mins, maxs, 0, m, 2 + (int)(m % 15), (int)(rows & 1), &pp);
+    cfq_channel_params_make(mins, maxs, 0, m, 2 + (int)(m % 15), (int)(rows & 1), &pp);
     for (i = 0; i < n; i++) {
         x[i] = pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m]);
         g[i] = pick_gradient(i % 7 == 0);
     }
-    cfq_kernels_scalar.pc_forward(x, rows, m, m, &pp, ref);
+    cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref);
     for (i = 0; i < n; i++) {
         const size_t c = i % m;
         const float want = pp.keep[c] ? cfq_forward_mul_one(x[i], pp.nudged_min[c], pp.nudged_max[c],
@@ -440,19 +440,19 @@ static void test_pc_case(size_t rows, size_t m)
     }
     CHECK(i == n, "pc forward scalar vs formula rows=%zu m=%zu", rows, m);
     memset(&ref_acc, 0, sizeof ref_acc);
-    cfq_kernels_scalar.pc_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
+    cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
     for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
         const cfq_kernels *k = table_of(isa);
         if (!table_runs(isa))
             continue;
-        k->pc_forward(x, rows, m, m, &pp, got);
-        cfq_kernels_scalar.pc_forward(x, rows, m, m, &pp, ref);
+        k->per_channel_forward(x, rows, m, m, &pp, got);
+        cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc forward differs rows=%zu m=%zu",
               cfq_isa_name(isa), rows, m);
         memset(&got_acc, 0, sizeof got_acc);
         memset(&ref_acc, 0, sizeof ref_acc);
-        cfq_kernels_scalar.pc_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
-        k->pc_grad(g, x, rows, m, m, &pp, got, &got_acc);
+        cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
+        k->per_channel_grad(g, x, rows, m, m, &pp, got, &got_acc);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc grad dx differs rows=%zu m=%zu",
               cfq_isa_name(isa), rows, m);
         CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu",

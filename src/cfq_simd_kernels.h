@@ -1,0 +1,411 @@
+/*
+ * cfq_simd_kernels.h -- every SIMD kernel, written once.  Each ISA file
+ * (cfq_avx2.c, cfq_avx512.c, cfq_neon.c) defines its vocabulary, includes
+ * this file, and exports CFQ_SIMD_KERNELS("its name") as its table.  The
+ * vocabulary:
+ *
+ *   CFQ_W            floats per vector step (8 or 16: a divisor of CFQ_BLOCK
+ *                    with at most 8 steps per block)
+ *   cfq_vf           CFQ_W floats
+ *   cfq_vb           CFQ_W lane flags (a vector of all-ones/zeros words, or
+ *                    an AVX-512 mask register)
+ *   cfq_vi           CFQ_W 32-bit integers (region codes)
+ *   cfq_vlanes       a sum's 8 double lanes (see cfq_lanes) in registers
+ *
+ *   cfq_vf_set load store stream store_lanes      (stream: 16-byte aligned;
+ *                    store_lanes: copies the bits of the flagged lanes)
+ *   cfq_vf_add sub mul div floor clamp            (clamp: TF's
+ *                    std::max(std::min(x, hi), lo), NaN x kept)
+ *   cfq_vf_and andnot     v where the flag is set / clear, +0 elsewhere
+ *   cfq_vf_lt le gt ge nonfinite -> cfq_vb        (ordered compares)
+ *   cfq_vb_and or andnot not none all any load    (andnot(a, b) = a & ~b;
+ *                    load: from 32-bit keep words)
+ *   cfq_vi_load_codes store_codes from or eq has gt  (from(f, k) = f ? k : 0)
+ *   cfq_vlanes_zero add block_end store           (add: W float terms, in
+ *                    element order, into the open block's partials)
+ *   cfq_twosum_add_terms  W float terms into W (s, c) pairs in memory
+ *   cfq_vfence       orders streaming stores before the call returns
+ *
+ * Everything here is static, so each ISA file has its own copy.  Tails
+ * (n not a multiple of CFQ_W) run the reference code of cfq_reference.h.
+ */
+#ifndef CFQ_SIMD_KERNELS_H
+#define CFQ_SIMD_KERNELS_H
+
+#include "cfq_reference.h"
+
+/* Index of the lowest set bit of a nonzero byte (0 for 0): the gradients
+ * walk a block's busy steps with it, portably (no ctz builtin). */
+static const unsigned char cfq_lowest_bit8[256] = {
+    0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    6, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    7, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    6, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+};
+
+#define CFQ_STEPS (CFQ_BLOCK / CFQ_W) /* vector steps per block, <= 8 */
+
+/* Whether n floats at a and n at b share memory (an in-place call). */
+static inline int cfq_overlap(const float *a, const float *b, size_t n)
+{
+    const uintptr_t pa = (uintptr_t)(const void *)a, pb = (uintptr_t)(const void *)b;
+    const uintptr_t bytes = (uintptr_t)n * sizeof(float);
+    return pa < pb + bytes && pb < pa + bytes;
+}
+
+CFQ_INLINE void cfq_vf_put(float *dst, cfq_vf v, int stream)
+{
+    if (stream)
+        cfq_vf_stream(dst, v);
+    else
+        cfq_vf_store(dst, v);
+}
+
+/* ---- Forward ------------------------------------------------------------- */
+
+/* The parameters of CFQ_W lanes: one range broadcast, or CFQ_W channels. */
+typedef struct cfq_vquant {
+    cfq_vf lo, hi, scale, inv_scale, quant_zero, half;
+} cfq_vquant;
+
+CFQ_INLINE cfq_vquant cfq_vquant_of(const cfq_params *p)
+{
+    cfq_vquant q;
+    q.lo = cfq_vf_set(p->nudged_min);
+    q.hi = cfq_vf_set(p->nudged_max);
+    q.scale = cfq_vf_set(p->scale);
+    q.inv_scale = cfq_vf_set(p->inv_scale);
+    q.quant_zero = cfq_vf_set(p->quant_zero);
+    q.half = cfq_vf_set(0.5f);
+    return q;
+}
+
+/* Channels [j, j + CFQ_W) of a block. */
+CFQ_INLINE cfq_vquant cfq_vquant_at(const cfq_channel_params *cp, size_t j)
+{
+    cfq_vquant q;
+    q.lo = cfq_vf_load(cp->nudged_min + j);
+    q.hi = cfq_vf_load(cp->nudged_max + j);
+    q.scale = cfq_vf_load(cp->scale + j);
+    q.inv_scale = cfq_vf_load(cp->inv_scale + j);
+    q.quant_zero = cfq_vf_load(cp->quant_zero + j);
+    q.half = cfq_vf_set(0.5f);
+    return q;
+}
+
+/* cfq_forward_div_one() and cfq_forward_mul_one() on CFQ_W lanes. */
+CFQ_INLINE cfq_vf cfq_vforward_div(cfq_vf x, const cfq_vquant *q)
+{
+    const cfq_vf shifted = cfq_vf_sub(cfq_vf_clamp(x, q->lo, q->hi), q->lo);
+    const cfq_vf v = cfq_vf_add(cfq_vf_sub(cfq_vf_div(shifted, q->scale), q->quant_zero), q->half);
+    return cfq_vf_mul(cfq_vf_floor(v), q->scale);
+}
+
+CFQ_INLINE cfq_vf cfq_vforward_mul(cfq_vf x, const cfq_vquant *q)
+{
+    const cfq_vf shifted = cfq_vf_sub(cfq_vf_clamp(x, q->lo, q->hi), q->lo);
+    const cfq_vf v = cfq_vf_add(cfq_vf_sub(cfq_vf_mul(shifted, q->inv_scale), q->quant_zero), q->half);
+    return cfq_vf_mul(cfq_vf_floor(v), q->scale);
+}
+
+static void cfq_vars_forward(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const cfq_vquant q = cfq_vquant_of(p);
+    size_t i = 0;
+    for (; i + CFQ_W <= n; i += CFQ_W)
+        cfq_vf_store(out + i, cfq_vforward_div(cfq_vf_load(x + i), &q));
+    cfq_vars_forward_range(x, i, n, p, out);
+}
+
+static void cfq_args_forward(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const cfq_vquant q = cfq_vquant_of(p);
+    size_t i = 0;
+    for (; i + CFQ_W <= n; i += CFQ_W)
+        cfq_vf_store(out + i, cfq_vforward_mul(cfq_vf_load(x + i), &q));
+    cfq_args_forward_range(x, i, n, p, out);
+}
+
+static void cfq_per_channel_forward(const float *x, size_t rows, size_t stride, size_t m,
+                                    const cfq_channel_params *cp, float *out)
+{
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *xr = x + r * stride;
+        float *outr = out + r * stride;
+        for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
+            const cfq_vquant q = cfq_vquant_at(cp, j);
+            const cfq_vf v = cfq_vforward_mul(cfq_vf_load(xr + j), &q);
+            cfq_vf_store(outr + j, cfq_vf_and(cfq_vb_load(cp->keep + j), v));
+        }
+        cfq_per_channel_forward_row(xr, j, m, cp, outr);
+    }
+}
+
+/* Region codes of CFQ_W inputs (see cfq_region_of). */
+CFQ_INLINE cfq_vi cfq_vregion_codes(cfq_vf x, cfq_vf lo, cfq_vf hi)
+{
+    const cfq_vb below = cfq_vf_lt(x, lo), above = cfq_vf_gt(x, hi);
+    const cfq_vb inside = cfq_vb_and(cfq_vf_ge(x, lo), cfq_vf_le(x, hi));
+    const cfq_vb none = cfq_vb_not(cfq_vb_or(inside, cfq_vb_or(below, above)));
+    return cfq_vi_or(cfq_vi_or(cfq_vi_from(below, CFQ_REGION_BELOW), cfq_vi_from(above, CFQ_REGION_ABOVE)),
+                     cfq_vi_from(none, CFQ_REGION_NONE));
+}
+
+static void cfq_region_forward(const float *x, size_t n, const cfq_params *p, float *out,
+                               unsigned char *region)
+{
+    const cfq_vquant q = cfq_vquant_of(p);
+    size_t i = 0;
+    for (; i + CFQ_W <= n; i += CFQ_W) {
+        const cfq_vf vx = cfq_vf_load(x + i);
+        cfq_vi_store_codes(region + i, cfq_vregion_codes(vx, q.lo, q.hi));
+        cfq_vf_store(out + i, cfq_vforward_div(vx, &q));
+    }
+    cfq_region_forward_range(x, i, n, p, out, region);
+}
+
+/* ---- Gradients ------------------------------------------------------------ */
+
+/* Where a gradient's region flags come from: the inputs against the nudged
+ * bounds, or the region codes of the forward op. */
+enum cfq_grad_from { CFQ_FROM_INPUTS, CFQ_FROM_CODES };
+
+/* One vector step of a gradient: the gradients and their lanes' flags.
+ * pass: the gradient is copied (region code CFQ_REGION_PASS, or a
+ * per-channel channel with min == max == 0); bad: no region code. */
+typedef struct cfq_vstep {
+    cfq_vf g;
+    cfq_vb inside, below, above, pass, bad;
+} cfq_vstep;
+
+CFQ_INLINE cfq_vstep cfq_vstep_of_inputs(cfq_vf g, cfq_vf x, cfq_vf lo, cfq_vf hi)
+{
+    cfq_vstep s;
+    s.g = g;
+    s.inside = cfq_vb_and(cfq_vf_ge(x, lo), cfq_vf_le(x, hi));
+    s.below = cfq_vf_lt(x, lo);
+    s.above = cfq_vf_gt(x, hi);
+    s.pass = cfq_vb_none();
+    s.bad = cfq_vb_none();
+    return s;
+}
+
+CFQ_INLINE cfq_vstep cfq_vstep_of_codes(cfq_vf g, cfq_vi code)
+{
+    cfq_vstep s;
+    s.g = g;
+    s.inside = cfq_vi_eq(code, CFQ_REGION_INSIDE);
+    s.below = cfq_vi_has(code, CFQ_REGION_BELOW);
+    s.above = cfq_vi_has(code, CFQ_REGION_ABOVE);
+    s.pass = cfq_vi_eq(code, CFQ_REGION_PASS);
+    s.bad = cfq_vb_andnot(cfq_vi_gt(code, CFQ_REGION_NONE), s.pass);
+    return s;
+}
+
+/* Elements [i, i + CFQ_W): x is read for CFQ_FROM_INPUTS, codes otherwise. */
+CFQ_INLINE cfq_vstep cfq_vstep_load(int from, const float *g, const float *x,
+                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi)
+{
+    if (from == CFQ_FROM_INPUTS)
+        return cfq_vstep_of_inputs(cfq_vf_load(g + i), cfq_vf_load(x + i), lo, hi);
+    return cfq_vstep_of_codes(cfq_vf_load(g + i), cfq_vi_load_codes(codes + i));
+}
+
+/* g * (inside ? 1 : 0), as TF multiplies (see cfq_params.one). */
+CFQ_INLINE cfq_vf cfq_vstep_dx(const cfq_vstep *s, cfq_vf one)
+{
+    return cfq_vf_mul(s->g, cfq_vf_and(s->inside, one));
+}
+
+/* Whether a step's sum terms can be nonzero: some lane not inside, or a
+ * non-finite g (g * 0 is then NaN). */
+CFQ_INLINE int cfq_vstep_busy(const cfq_vstep *s)
+{
+    return !cfq_vb_all(cfq_vb_andnot(s->inside, cfq_vf_nonfinite(s->g)));
+}
+
+/* Pass 1 of a step: writes dx, returns whether the step is busy.  A step
+ * with pass-through lanes is stored through the cache: the terms step
+ * rewrites those lanes, and a masked store onto a line just streamed out
+ * costs ten times the step. */
+CFQ_INLINE int cfq_grad_dx(int from, const cfq_vstep *s, cfq_vf one, float *dx, int stream)
+{
+    const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(s->pass);
+    cfq_vf_put(dx, cfq_vstep_dx(s, one), stream && !through_cache);
+    return cfq_vstep_busy(s);
+}
+
+/* Pass 2 of a step: its sum terms into the lanes' partials; pass-through
+ * lanes get g's bits in dx (a select between g and g * mask may be compiled
+ * as g * select(mask, 1), which flushes a denormal g) and no terms. */
+CFQ_INLINE void cfq_grad_terms(int from, const cfq_vstep *s, cfq_vf one, float *dx,
+                               cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+{
+    cfq_vf below_term = cfq_vf_mul(s->g, cfq_vf_and(s->below, one));
+    cfq_vf above_term = cfq_vf_mul(s->g, cfq_vf_and(s->above, one));
+    if (from == CFQ_FROM_CODES) {
+        *bad = cfq_vb_or(*bad, s->bad);
+        if (cfq_vb_any(s->pass))
+            cfq_vf_store_lanes(dx, s->pass, s->g);
+        below_term = cfq_vf_andnot(s->pass, below_term);
+        above_term = cfq_vf_andnot(s->pass, above_term);
+    }
+    cfq_vlanes_add(below, below_term);
+    cfq_vlanes_add(above, above_term);
+}
+
+/* Pass 1 of the block at i: its input gradient; bit k of the result: step
+ * k is busy. */
+CFQ_INLINE unsigned cfq_grad_pass1(int from, const float *g, const float *x,
+                                   const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
+                                   cfq_vf one, float *dx, int stream)
+{
+    unsigned busy = 0;
+    int k;
+    for (k = 0; k < CFQ_STEPS; k++) {
+        const size_t j = i + (size_t)k * CFQ_W;
+        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
+        busy |= (unsigned)cfq_grad_dx(from, &s, one, dx + j, stream) << k;
+    }
+    return busy;
+}
+
+/*
+ * A chunk of the vars or the region gradient, block by block: first the
+ * input gradient of all 64 elements, then, only if some term can be
+ * nonzero, the sums of the busy steps (the block is still in L1).  One
+ * branch per block rather than per step: with a few percent of inputs
+ * outside, a per-step branch is a coin toss the CPU mispredicts.  In place
+ * (dx over g or x) the second pass would read outputs: step by step then.
+ * Returns nonzero if a region byte was no region code.
+ */
+CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
+                              const unsigned char *codes, size_t n, const cfq_params *p,
+                              float *dx, double sums[2])
+{
+    const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
+    const cfq_vf one = cfq_vf_set(p->one);
+    const int stream = p->stream;
+    const int in_place = cfq_overlap(dx, g, n) || (from == CFQ_FROM_INPUTS && cfq_overlap(dx, x, n));
+    cfq_vlanes below_acc, above_acc;
+    cfq_lanes below, above;
+    cfq_vb bad = cfq_vb_none();
+    size_t i = 0;
+    unsigned busy;
+    int bad_tail;
+
+    cfq_vlanes_zero(&below_acc);
+    cfq_vlanes_zero(&above_acc);
+    for (; !in_place && i + CFQ_BLOCK <= n; i += CFQ_BLOCK) {
+        /* stream a literal at each call, so the store kind is no branch
+         * per step (the compiler will not unswitch it here by itself) */
+        busy = stream ? cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 1)
+                      : cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 0);
+        if (busy == 0) /* the partials are still 0: nothing to end */
+            continue;
+        for (; busy != 0; busy &= busy - 1) { /* the busy steps only, in order */
+            const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[busy];
+            const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
+            cfq_grad_terms(from, &s, one, dx + j, &below_acc, &above_acc, &bad);
+        }
+        cfq_vlanes_block_end(&below_acc);
+        cfq_vlanes_block_end(&above_acc);
+    }
+    for (; i + CFQ_W <= n; i += CFQ_W) {
+        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, i, lo, hi);
+        if (cfq_grad_dx(from, &s, one, dx + i, stream))
+            cfq_grad_terms(from, &s, one, dx + i, &below_acc, &above_acc, &bad);
+        if (i % CFQ_BLOCK == CFQ_BLOCK - CFQ_W) {
+            cfq_vlanes_block_end(&below_acc);
+            cfq_vlanes_block_end(&above_acc);
+        }
+    }
+    if (stream)
+        cfq_vfence();
+    cfq_vlanes_store(&below, &below_acc);
+    cfq_vlanes_store(&above, &above_acc);
+    if (from == CFQ_FROM_INPUTS) {
+        cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
+        bad_tail = 0;
+    } else {
+        bad_tail = cfq_region_grad_range(g, codes, i, n, p, dx, &below, &above);
+    }
+    sums[0] = cfq_lanes_total(&below);
+    sums[1] = cfq_lanes_total(&above);
+    return bad_tail | cfq_vb_any(bad);
+}
+
+static void cfq_vars_grad(const float *g, const float *x, size_t n, const cfq_params *p,
+                          float *dx, double sums[2])
+{
+    (void)cfq_grad_chunk(CFQ_FROM_INPUTS, g, x, NULL, n, p, dx, sums);
+}
+
+static int cfq_region_grad(const float *g, const unsigned char *region, size_t n,
+                           const cfq_params *p, float *dx, double sums[2])
+{
+    return cfq_grad_chunk(CFQ_FROM_CODES, g, NULL, region, n, p, dx, sums);
+}
+
+static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_params *p,
+                          float *dx)
+{
+    const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
+    const cfq_vf one = cfq_vf_set(p->one);
+    size_t i = 0;
+    for (; i + CFQ_W <= n; i += CFQ_W) {
+        const cfq_vstep s = cfq_vstep_of_inputs(cfq_vf_load(g + i), cfq_vf_load(x + i), lo, hi);
+        cfq_vf_store(dx + i, cfq_vstep_dx(&s, one));
+    }
+    cfq_args_grad_range(g, x, i, n, p, dx);
+}
+
+static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, size_t stride,
+                                 size_t m, const cfq_channel_params *cp, float *dx,
+                                 cfq_channel_sums *acc)
+{
+    const cfq_vf one = cfq_vf_set(cp->one);
+    size_t r, j;
+    for (r = 0; r < rows; r++) {
+        const float *gr = g + r * stride, *xr = x + r * stride;
+        float *dxr = dx + r * stride;
+        for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
+            const cfq_vb keep = cfq_vb_load(cp->keep + j);
+            cfq_vstep s = cfq_vstep_of_inputs(cfq_vf_load(gr + j), cfq_vf_load(xr + j),
+                                              cfq_vf_load(cp->nudged_min + j),
+                                              cfq_vf_load(cp->nudged_max + j));
+            s.pass = cfq_vb_not(keep);
+            cfq_vf_store(dxr + j, cfq_vstep_dx(&s, one));
+            if (cfq_vb_any(s.pass)) /* channels with min == max == 0 copy g */
+                cfq_vf_store_lanes(dxr + j, s.pass, s.g);
+            if (cfq_vb_any(cfq_vb_and(keep, cfq_vb_not(cfq_vb_andnot(s.inside, cfq_vf_nonfinite(s.g)))))) {
+                cfq_twosum_add_terms(acc->below_s + j, acc->below_c + j,
+                                     cfq_vf_and(keep, cfq_vf_mul(s.g, cfq_vf_and(s.below, one))));
+                cfq_twosum_add_terms(acc->above_s + j, acc->above_c + j,
+                                     cfq_vf_and(keep, cfq_vf_mul(s.g, cfq_vf_and(s.above, one))));
+            }
+        }
+        cfq_per_channel_grad_row(gr, xr, j, m, cp, dxr, acc);
+    }
+}
+
+/* The table of an ISA file that includes this one. */
+#define CFQ_SIMD_KERNELS(isa_name)                  \
+    {                                               \
+        .name = isa_name,                           \
+        .vars_grad = cfq_vars_grad,                 \
+        .vars_forward = cfq_vars_forward,           \
+        .args_forward = cfq_args_forward,           \
+        .args_grad = cfq_args_grad,                 \
+        .per_channel_forward = cfq_per_channel_forward, \
+        .per_channel_grad = cfq_per_channel_grad,   \
+        .region_forward = cfq_region_forward,       \
+        .region_grad = cfq_region_grad,             \
+    }
+
+#endif /* CFQ_SIMD_KERNELS_H */
