@@ -586,6 +586,16 @@ def available_isas():
     return [cfq_isa_name(isa).decode() for isa in range(CFQ_ISA_COUNT) if cfq_isa_available(isa)]
 
 
+cdef extern from "cfq_internal.h" nogil:
+    unsigned long long cfq_fp_control()
+
+
+def _fp_control():
+    """The FP control register (MXCSR on x86, FPCR on AArch64), for the
+    tests' check that every call leaves it as it found it."""
+    return cfq_fp_control()
+
+
 def _isa_env_status():
     """0 if CFQ_ISA was unset or honoured, else the cfq error code."""
     return cfq_isa_env_status()

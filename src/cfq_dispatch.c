@@ -202,25 +202,38 @@ const cfq_kernels *cfq_resolve(const cfq_exec *exec, int *err)
 
 /* ---- FP environment ----------------------------------------------------- */
 
-void cfq_fpenv_enter(cfq_fpenv *env)
+/* The FP control register: MXCSR on x86, FPCR on AArch64, 0 elsewhere. */
+unsigned long long cfq_fp_control(void)
 {
 #ifdef CFQ_X86
-    env->saved = _mm_getcsr();
-    /* FTZ (bit 15) | DAZ (bit 6) | all exceptions masked; round to nearest. */
-    _mm_setcsr(0x9fc0u);
+    return _mm_getcsr();
 #elif defined(__aarch64__) && defined(__GNUC__)
     unsigned long long fpcr;
     __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    env->saved = fpcr;
-    /* FZ (bit 24) on; round to nearest (bits 22-23), no default NaN (bit 25),
-     * no trap enables (bits 8-12, 15). */
-    fpcr &= ~((3ull << 22) | (1ull << 25) | 0x9f00ull);
-    fpcr |= 1ull << 24;
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+    return fpcr;
+#else
+    return 0;
+#endif
+}
+
+void cfq_fpenv_enter(cfq_fpenv *env)
+{
+    env->saved = cfq_fp_control();
+#ifdef CFQ_X86
+    /* FTZ (bit 15) | DAZ (bit 6) | all exceptions masked; round to nearest. */
+    _mm_setcsr(0x9fc0u);
+#elif defined(__aarch64__) && defined(__GNUC__)
+    {
+        /* FZ (bit 24) on; round to nearest (bits 22-23), no default NaN (bit
+         * 25), no trap enables (bits 8-12, 15). */
+        unsigned long long fpcr = env->saved;
+        fpcr &= ~((3ull << 22) | (1ull << 25) | 0x9f00ull);
+        fpcr |= 1ull << 24;
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+    }
 #else
     /* No portable way to flush denormals: results match TF except where a
      * denormal appears.  Documented in the README. */
-    env->saved = 0;
 #endif
 }
 

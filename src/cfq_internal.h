@@ -203,5 +203,8 @@ typedef struct cfq_fpenv {
 } cfq_fpenv;
 CFQ_HIDDEN void cfq_fpenv_enter(cfq_fpenv *env);
 CFQ_HIDDEN void cfq_fpenv_leave(const cfq_fpenv *env);
+/* The FP control register (MXCSR, FPCR; 0 elsewhere), for tests that check
+ * cfq leaves it as it found it. */
+CFQ_HIDDEN unsigned long long cfq_fp_control(void);
 
 #endif /* CFQ_INTERNAL_H */
