@@ -109,35 +109,45 @@ CFQ_INLINE void cfq_twosum_add4(__m256d *s, __m256d *c, __m256d v)
     *s = t;
 }
 
-/* A sum's lanes (see cfq_lanes): sums and partials of lanes 0-3 and 4-7,
- * error lanes 0-3. */
+/* The open block's partials of a sum's lanes 0-3 and 4-7 (see cfq_lanes):
+ * the only accumulators in registers; the compensated sums stay in memory,
+ * read once a block (kept in registers too, they had pushed partials onto
+ * the stack, a store and reload in each step's chain of adds). */
 typedef struct cfq_vlanes {
-    __m256d s_lo, s_hi, c, p_lo, p_hi;
+    __m256d lo, hi;
 } cfq_vlanes;
 
-CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a)
-{
-    a->s_lo = a->s_hi = a->c = a->p_lo = a->p_hi = _mm256_setzero_pd();
-}
+CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a) { a->lo = a->hi = _mm256_setzero_pd(); }
+/* 8 float terms into the partials of lanes 0-7. */
 CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
 {
-    a->p_lo = _mm256_add_pd(a->p_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    a->p_hi = _mm256_add_pd(a->p_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+    a->lo = _mm256_add_pd(a->lo, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
+    a->hi = _mm256_add_pd(a->hi, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
+}
+/* g where f is set, nothing elsewhere (for finite g, where g * 0 = +-0
+ * would change no partial): the bits of g where f is set, converted (DAZ
+ * flushes a denormal g there, as TF's g * 1 does), one operation for the
+ * two of g * (f ? 1 : 0). */
+CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
+{
+    cfq_vlanes_add(a, _mm256_and_ps(f, g));
 }
 /* The partials into the compensated sums, lanes 0-3 first. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a)
+CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
 {
-    cfq_twosum_add4(&a->s_lo, &a->c, a->p_lo);
-    cfq_twosum_add4(&a->s_hi, &a->c, a->p_hi);
-    a->p_lo = a->p_hi = _mm256_setzero_pd();
+    __m256d s_lo = _mm256_loadu_pd(sums->s), s_hi = _mm256_loadu_pd(sums->s + 4);
+    __m256d c = _mm256_loadu_pd(sums->c);
+    cfq_twosum_add4(&s_lo, &c, a->lo);
+    cfq_twosum_add4(&s_hi, &c, a->hi);
+    _mm256_storeu_pd(sums->s, s_lo);
+    _mm256_storeu_pd(sums->s + 4, s_hi);
+    _mm256_storeu_pd(sums->c, c);
+    cfq_vlanes_zero(a);
 }
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *dst, const cfq_vlanes *a)
+CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
 {
-    _mm256_storeu_pd(dst->s, a->s_lo);
-    _mm256_storeu_pd(dst->s + 4, a->s_hi);
-    _mm256_storeu_pd(dst->c, a->c);
-    _mm256_storeu_pd(dst->p, a->p_lo);
-    _mm256_storeu_pd(dst->p + 4, a->p_hi);
+    _mm256_storeu_pd(sums->p, a->lo);
+    _mm256_storeu_pd(sums->p + 4, a->hi);
 }
 
 CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)

@@ -52,6 +52,7 @@ CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_ge(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+/* All exponent bits set: +-Inf or NaN. */
 CFQ_INLINE cfq_vb cfq_vf_nonfinite(cfq_vf v)
 {
     const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
@@ -96,49 +97,53 @@ CFQ_INLINE __m512d cfq_twosum_err8(__m512d s, __m512d v, __m512d t)
     return _mm512_add_pd(_mm512_sub_pd(s, _mm512_sub_pd(t, v_part)), _mm512_sub_pd(v, v_part));
 }
 
-/* A sum's lanes (see cfq_lanes): sums and partials of lanes 0-7, error
- * lanes 0-3. */
+/* The open block's partials of a sum's lanes 0-7 (see cfq_lanes); the
+ * compensated sums stay in memory, read once a block. */
 typedef struct cfq_vlanes {
-    __m512d s, p;
-    __m256d c;
+    __m512d p;
 } cfq_vlanes;
 
-CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a)
+CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a) { a->p = _mm512_setzero_pd(); }
+CFQ_INLINE __m512d cfq_lo8_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+CFQ_INLINE __m512d cfq_hi8_pd(__m512 v)
 {
-    a->s = a->p = _mm512_setzero_pd();
-    a->c = _mm256_setzero_pd();
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
-/* Elements 0-7, then 8-15, into the partials of lanes 0-7. */
+/* 16 float terms: elements 0-7, then 8-15, into the partials of lanes 0-7. */
 CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
 {
-    const __m256 low = _mm512_castps512_ps256(terms);
-    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
-    a->p = _mm512_add_pd(a->p, _mm512_cvtps_pd(low));
-    a->p = _mm512_add_pd(a->p, _mm512_cvtps_pd(high));
+    a->p = _mm512_add_pd(a->p, cfq_lo8_pd(terms));
+    a->p = _mm512_add_pd(a->p, cfq_hi8_pd(terms));
+}
+/* g where f is set, nothing elsewhere (for finite g, where g * 0 = +-0
+ * would change no partial): masked adds of g in double, converted once for
+ * both sums: 2 operations a sum for the 5 of forming the terms
+ * g * (f ? 1 : 0) and adding them. */
+CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
+{
+    a->p = _mm512_mask_add_pd(a->p, (__mmask8)f, a->p, cfq_lo8_pd(g));
+    a->p = _mm512_mask_add_pd(a->p, (__mmask8)(f >> 8), a->p, cfq_hi8_pd(g));
 }
 /* The partials into the sums; errors of lanes 0-3, then of 4-7, to error
  * lanes 0-3. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a)
+CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
 {
-    const __m512d t = _mm512_add_pd(a->s, a->p);
-    const __m512d err = cfq_twosum_err8(a->s, a->p, t);
-    a->c = _mm256_add_pd(a->c, _mm512_castpd512_pd256(err));
-    a->c = _mm256_add_pd(a->c, _mm512_extractf64x4_pd(err, 1));
-    a->s = t;
-    a->p = _mm512_setzero_pd();
+    const __m512d s = _mm512_loadu_pd(sums->s);
+    const __m512d t = _mm512_add_pd(s, a->p);
+    const __m512d err = cfq_twosum_err8(s, a->p, t);
+    __m256d c = _mm256_loadu_pd(sums->c);
+    c = _mm256_add_pd(c, _mm512_castpd512_pd256(err));
+    c = _mm256_add_pd(c, _mm512_extractf64x4_pd(err, 1));
+    _mm512_storeu_pd(sums->s, t);
+    _mm256_storeu_pd(sums->c, c);
+    cfq_vlanes_zero(a);
 }
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *dst, const cfq_vlanes *a)
-{
-    _mm512_storeu_pd(dst->s, a->s);
-    _mm256_storeu_pd(dst->c, a->c);
-    _mm512_storeu_pd(dst->p, a->p);
-}
+CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a) { _mm512_storeu_pd(sums->p, a->p); }
 
+/* 16 terms into the (s, c) pairs of 16 channels. */
 CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
 {
-    const __m256 low = _mm512_castps512_ps256(terms);
-    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(terms), 1));
-    const __m512d v0 = _mm512_cvtps_pd(low), v1 = _mm512_cvtps_pd(high);
+    const __m512d v0 = cfq_lo8_pd(terms), v1 = cfq_hi8_pd(terms);
     const __m512d s0 = _mm512_loadu_pd(s), s1 = _mm512_loadu_pd(s + 8);
     const __m512d t0 = _mm512_add_pd(s0, v0), t1 = _mm512_add_pd(s1, v1);
     _mm512_storeu_pd(c, _mm512_add_pd(_mm512_loadu_pd(c), cfq_twosum_err8(s0, v0, t0)));

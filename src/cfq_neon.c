@@ -156,45 +156,53 @@ CFQ_INLINE void cfq_twosum_add2(float64x2_t *s, float64x2_t *c, float64x2_t v)
     *s = t;
 }
 
-/* A sum's lanes (see cfq_lanes), two per register: sums s01..s67, error
- * lanes c01, c23, partials p01..p67. */
+/* The open block's partials of a sum's lanes 2k, 2k + 1 in v[k] (see
+ * cfq_lanes); the compensated sums stay in memory, read once a block. */
 typedef struct cfq_vlanes {
-    float64x2_t s01, s23, s45, s67, c01, c23, p01, p23, p45, p67;
+    float64x2_t v[4];
 } cfq_vlanes;
 
 CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a)
 {
-    a->s01 = a->s23 = a->s45 = a->s67 = a->c01 = a->c23 = vdupq_n_f64(0.0);
-    a->p01 = a->p23 = a->p45 = a->p67 = vdupq_n_f64(0.0);
+    int k;
+    for (k = 0; k < 4; k++)
+        a->v[k] = vdupq_n_f64(0.0);
 }
+/* 8 float terms (two q registers) into the partials of lanes 0-7. */
 CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
 {
-    a->p01 = vaddq_f64(a->p01, vcvt_f64_f32(vget_low_f32(terms.lo)));
-    a->p23 = vaddq_f64(a->p23, vcvt_high_f64_f32(terms.lo));
-    a->p45 = vaddq_f64(a->p45, vcvt_f64_f32(vget_low_f32(terms.hi)));
-    a->p67 = vaddq_f64(a->p67, vcvt_high_f64_f32(terms.hi));
+    a->v[0] = vaddq_f64(a->v[0], vcvt_f64_f32(vget_low_f32(terms.lo)));
+    a->v[1] = vaddq_f64(a->v[1], vcvt_high_f64_f32(terms.lo));
+    a->v[2] = vaddq_f64(a->v[2], vcvt_f64_f32(vget_low_f32(terms.hi)));
+    a->v[3] = vaddq_f64(a->v[3], vcvt_high_f64_f32(terms.hi));
 }
-/* The partials into the sums, in lane order. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a)
+/* g where f is set, nothing elsewhere (finite g): the bits of g where f is
+ * set, converted (FZ flushes a denormal g there, as TF's g * 1 does). */
+CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
 {
-    cfq_twosum_add2(&a->s01, &a->c01, a->p01);
-    cfq_twosum_add2(&a->s23, &a->c23, a->p23);
-    cfq_twosum_add2(&a->s45, &a->c01, a->p45);
-    cfq_twosum_add2(&a->s67, &a->c23, a->p67);
-    a->p01 = a->p23 = a->p45 = a->p67 = vdupq_n_f64(0.0);
+    cfq_vlanes_add(a, cfq_vf_and(f, g));
 }
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *dst, const cfq_vlanes *a)
+/* The partials into the compensated sums, in lane order. */
+CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
 {
-    vst1q_f64(dst->s, a->s01);
-    vst1q_f64(dst->s + 2, a->s23);
-    vst1q_f64(dst->s + 4, a->s45);
-    vst1q_f64(dst->s + 6, a->s67);
-    vst1q_f64(dst->c, a->c01);
-    vst1q_f64(dst->c + 2, a->c23);
-    vst1q_f64(dst->p, a->p01);
-    vst1q_f64(dst->p + 2, a->p23);
-    vst1q_f64(dst->p + 4, a->p45);
-    vst1q_f64(dst->p + 6, a->p67);
+    float64x2_t c[2];
+    int k;
+    c[0] = vld1q_f64(sums->c);
+    c[1] = vld1q_f64(sums->c + 2);
+    for (k = 0; k < 4; k++) {
+        float64x2_t s = vld1q_f64(sums->s + 2 * k);
+        cfq_twosum_add2(&s, &c[k % 2], a->v[k]);
+        vst1q_f64(sums->s + 2 * k, s);
+    }
+    vst1q_f64(sums->c, c[0]);
+    vst1q_f64(sums->c + 2, c[1]);
+    cfq_vlanes_zero(a);
+}
+CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
+{
+    int k;
+    for (k = 0; k < 4; k++)
+        vst1q_f64(sums->p + 2 * k, a->v[k]);
 }
 
 CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)

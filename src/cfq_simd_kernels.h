@@ -10,7 +10,8 @@
  *   cfq_vb           CFQ_W lane flags (a vector of all-ones/zeros words, or
  *                    an AVX-512 mask register)
  *   cfq_vi           CFQ_W 32-bit integers (region codes)
- *   cfq_vlanes       a sum's 8 double lanes (see cfq_lanes) in registers
+ *   cfq_vlanes       the open block's partials of a sum's 8 double lanes
+ *                    (see cfq_lanes), in registers
  *
  *   cfq_vf_set load store stream store_lanes      (stream: 16-byte aligned;
  *                    store_lanes: copies the bits of the flagged lanes)
@@ -21,8 +22,11 @@
  *   cfq_vb_and or andnot not none all any load    (andnot(a, b) = a & ~b;
  *                    load: from 32-bit keep words)
  *   cfq_vi_load_codes store_codes from or eq has gt  (from(f, k) = f ? k : 0)
- *   cfq_vlanes_zero add block_end store           (add: W float terms, in
- *                    element order, into the open block's partials)
+ *   cfq_vlanes_zero add add_where block_end store (add: a step's float
+ *                    terms, in element order, into the open block's partials;
+ *                    add_where: g where a flag is set, for finite g;
+ *                    block_end: the partials into a cfq_lanes's compensated
+ *                    sums; store: the partials into its p)
  *   cfq_twosum_add_terms  W float terms into W (s, c) pairs in memory
  *   cfq_vfence       orders streaming stores before the call returns
  *
@@ -175,88 +179,109 @@ static void cfq_region_forward(const float *x, size_t n, const cfq_params *p, fl
  * bounds, or the region codes of the forward op. */
 enum cfq_grad_from { CFQ_FROM_INPUTS, CFQ_FROM_CODES };
 
-/* One vector step of a gradient: the gradients and their lanes' flags.
- * pass: the gradient is copied (region code CFQ_REGION_PASS, or a
- * per-channel channel with min == max == 0); bad: no region code. */
+/* One vector step of a gradient: the gradients, and what the lanes' flags
+ * come from.  The flags are derived where they are used, not all at once:
+ * held together they had left AVX2 too few of its 16 registers for the
+ * sums' partials. */
 typedef struct cfq_vstep {
     cfq_vf g;
-    cfq_vb inside, below, above, pass, bad;
+    cfq_vf x, lo, hi; /* CFQ_FROM_INPUTS */
+    cfq_vi code;      /* CFQ_FROM_CODES */
 } cfq_vstep;
-
-CFQ_INLINE cfq_vstep cfq_vstep_of_inputs(cfq_vf g, cfq_vf x, cfq_vf lo, cfq_vf hi)
-{
-    cfq_vstep s;
-    s.g = g;
-    s.inside = cfq_vb_and(cfq_vf_ge(x, lo), cfq_vf_le(x, hi));
-    s.below = cfq_vf_lt(x, lo);
-    s.above = cfq_vf_gt(x, hi);
-    s.pass = cfq_vb_none();
-    s.bad = cfq_vb_none();
-    return s;
-}
-
-CFQ_INLINE cfq_vstep cfq_vstep_of_codes(cfq_vf g, cfq_vi code)
-{
-    cfq_vstep s;
-    s.g = g;
-    s.inside = cfq_vi_eq(code, CFQ_REGION_INSIDE);
-    s.below = cfq_vi_has(code, CFQ_REGION_BELOW);
-    s.above = cfq_vi_has(code, CFQ_REGION_ABOVE);
-    s.pass = cfq_vi_eq(code, CFQ_REGION_PASS);
-    s.bad = cfq_vb_andnot(cfq_vi_gt(code, CFQ_REGION_NONE), s.pass);
-    return s;
-}
 
 /* Elements [i, i + CFQ_W): x is read for CFQ_FROM_INPUTS, codes otherwise. */
 CFQ_INLINE cfq_vstep cfq_vstep_load(int from, const float *g, const float *x,
                                     const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi)
 {
+    cfq_vstep s;
+    s.g = cfq_vf_load(g + i);
+    s.lo = lo;
+    s.hi = hi;
+    if (from == CFQ_FROM_INPUTS) {
+        s.x = cfq_vf_load(x + i);
+        s.code = cfq_vi_from(cfq_vb_none(), 0);
+    } else {
+        s.x = s.g;
+        s.code = cfq_vi_load_codes(codes + i);
+    }
+    return s;
+}
+
+CFQ_INLINE cfq_vb cfq_vstep_inside(int from, const cfq_vstep *s)
+{
     if (from == CFQ_FROM_INPUTS)
-        return cfq_vstep_of_inputs(cfq_vf_load(g + i), cfq_vf_load(x + i), lo, hi);
-    return cfq_vstep_of_codes(cfq_vf_load(g + i), cfq_vi_load_codes(codes + i));
+        return cfq_vb_and(cfq_vf_ge(s->x, s->lo), cfq_vf_le(s->x, s->hi));
+    return cfq_vi_eq(s->code, CFQ_REGION_INSIDE);
+}
+CFQ_INLINE cfq_vb cfq_vstep_below(int from, const cfq_vstep *s)
+{
+    return from == CFQ_FROM_INPUTS ? cfq_vf_lt(s->x, s->lo) : cfq_vi_has(s->code, CFQ_REGION_BELOW);
+}
+CFQ_INLINE cfq_vb cfq_vstep_above(int from, const cfq_vstep *s)
+{
+    return from == CFQ_FROM_INPUTS ? cfq_vf_gt(s->x, s->hi) : cfq_vi_has(s->code, CFQ_REGION_ABOVE);
+}
+/* Lanes whose gradient is copied (region code CFQ_REGION_PASS). */
+CFQ_INLINE cfq_vb cfq_vstep_pass(int from, const cfq_vstep *s)
+{
+    return from == CFQ_FROM_INPUTS ? cfq_vb_none() : cfq_vi_eq(s->code, CFQ_REGION_PASS);
 }
 
 /* g * (inside ? 1 : 0), as TF multiplies (see cfq_params.one). */
-CFQ_INLINE cfq_vf cfq_vstep_dx(const cfq_vstep *s, cfq_vf one)
+CFQ_INLINE cfq_vf cfq_vstep_dx(cfq_vf g, cfq_vb inside, cfq_vf one)
 {
-    return cfq_vf_mul(s->g, cfq_vf_and(s->inside, one));
+    return cfq_vf_mul(g, cfq_vf_and(inside, one));
 }
 
-/* Whether a step's sum terms can be nonzero: some lane not inside, or a
- * non-finite g (g * 0 is then NaN). */
-CFQ_INLINE int cfq_vstep_busy(const cfq_vstep *s)
-{
-    return !cfq_vb_all(cfq_vb_andnot(s->inside, cfq_vf_nonfinite(s->g)));
-}
-
-/* Pass 1 of a step: writes dx, returns whether the step is busy.  A step
- * with pass-through lanes is stored through the cache: the terms step
- * rewrites those lanes, and a masked store onto a line just streamed out
- * costs ten times the step. */
+/* Pass 1 of a step: writes dx, returns whether the step is busy: some lane
+ * not inside, or a non-finite g (g * 0 is then NaN), so its sum terms can
+ * be nonzero.  A step with pass-through lanes is stored through the cache:
+ * the terms step rewrites those lanes, and a masked store onto a line just
+ * streamed out costs ten times the step. */
 CFQ_INLINE int cfq_grad_dx(int from, const cfq_vstep *s, cfq_vf one, float *dx, int stream)
 {
-    const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(s->pass);
-    cfq_vf_put(dx, cfq_vstep_dx(s, one), stream && !through_cache);
-    return cfq_vstep_busy(s);
+    const cfq_vb inside = cfq_vstep_inside(from, s);
+    const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(cfq_vstep_pass(from, s));
+    cfq_vf_put(dx, cfq_vstep_dx(s->g, inside, one), stream && !through_cache);
+    return !cfq_vb_all(cfq_vb_andnot(inside, cfq_vf_nonfinite(s->g)));
 }
 
-/* Pass 2 of a step: its sum terms into the lanes' partials; pass-through
- * lanes get g's bits in dx (a select between g and g * mask may be compiled
- * as g * select(mask, 1), which flushes a denormal g) and no terms. */
+/* Pass 2 of a step: its sum terms into the lanes' partials.  With finite
+ * gradients a term is g or +-0, and adding +-0 changes no partial (a
+ * partial is never -0): add_where adds g where the flag is set and nothing
+ * elsewhere, cheaper on some ISAs than g * mask.  A non-finite g makes
+ * g * 0 NaN: such steps add the terms as TF forms them.  Pass-through lanes
+ * get g's bits in dx (a select between g and g * mask may be compiled as
+ * g * select(mask, 1), which flushes a denormal g) and no terms (their codes
+ * have neither flag).  Codes that are no region code are noted in *bad. */
 CFQ_INLINE void cfq_grad_terms(int from, const cfq_vstep *s, cfq_vf one, float *dx,
                                cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
 {
-    cfq_vf below_term = cfq_vf_mul(s->g, cfq_vf_and(s->below, one));
-    cfq_vf above_term = cfq_vf_mul(s->g, cfq_vf_and(s->above, one));
     if (from == CFQ_FROM_CODES) {
-        *bad = cfq_vb_or(*bad, s->bad);
-        if (cfq_vb_any(s->pass))
-            cfq_vf_store_lanes(dx, s->pass, s->g);
-        below_term = cfq_vf_andnot(s->pass, below_term);
-        above_term = cfq_vf_andnot(s->pass, above_term);
+        const cfq_vb pass = cfq_vstep_pass(from, s);
+        *bad = cfq_vb_or(*bad, cfq_vb_andnot(cfq_vi_gt(s->code, CFQ_REGION_NONE), pass));
+        if (cfq_vb_any(pass))
+            cfq_vf_store_lanes(dx, pass, s->g);
     }
-    cfq_vlanes_add(below, below_term);
-    cfq_vlanes_add(above, above_term);
+    if (!cfq_vb_any(cfq_vf_nonfinite(s->g))) {
+        cfq_vlanes_add_where(below, cfq_vstep_below(from, s), s->g);
+        cfq_vlanes_add_where(above, cfq_vstep_above(from, s), s->g);
+    } else {
+        const cfq_vb pass = cfq_vstep_pass(from, s);
+        cfq_vlanes_add(below, cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_below(from, s), one))));
+        cfq_vlanes_add(above, cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_above(from, s), one))));
+    }
+}
+
+/* A step in one pass: dx, then, if the step is busy, its terms; returns
+ * whether it was busy. */
+CFQ_INLINE int cfq_grad_step(int from, const cfq_vstep *s, cfq_vf one, float *dx, int stream,
+                             cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+{
+    if (!cfq_grad_dx(from, s, one, dx, stream))
+        return 0;
+    cfq_grad_terms(from, s, one, dx, below, above, bad);
+    return 1;
 }
 
 /* Pass 1 of the block at i: its input gradient; bit k of the result: step
@@ -275,14 +300,34 @@ CFQ_INLINE unsigned cfq_grad_pass1(int from, const float *g, const float *x,
     return busy;
 }
 
+/* The block at i in one pass (most of its steps are busy); returns which
+ * steps were. */
+CFQ_INLINE unsigned cfq_grad_fused(int from, const float *g, const float *x,
+                                   const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
+                                   cfq_vf one, float *dx, int stream, cfq_vlanes *below,
+                                   cfq_vlanes *above, cfq_vb *bad)
+{
+    unsigned busy = 0;
+    int k;
+    for (k = 0; k < CFQ_STEPS; k++) {
+        const size_t j = i + (size_t)k * CFQ_W;
+        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
+        busy |= (unsigned)cfq_grad_step(from, &s, one, dx + j, stream, below, above, bad) << k;
+    }
+    return busy;
+}
+
 /*
- * A chunk of the vars or the region gradient, block by block: first the
- * input gradient of all 64 elements, then, only if some term can be
- * nonzero, the sums of the busy steps (the block is still in L1).  One
- * branch per block rather than per step: with a few percent of inputs
- * outside, a per-step branch is a coin toss the CPU mispredicts.  In place
- * (dx over g or x) the second pass would read outputs: step by step then.
- * Returns nonzero if a region byte was no region code.
+ * A chunk of the vars or the region gradient, block by block.  Where few
+ * steps are busy, two passes: first the input gradient of all 64 elements,
+ * then the sums of the busy steps only (the block is still in L1): one
+ * branch per block rather than per step, which with a few percent of inputs
+ * outside would be a coin toss the CPU mispredicts.  After a block whose
+ * steps were all busy (inputs mostly outside), the next block runs in one
+ * pass, which loads and compares each step once.  In place (dx over g or x)
+ * the second pass would read outputs: one pass then.  Every way adds the
+ * same terms in the same order.  Returns nonzero if a region byte was no
+ * region code.
  */
 CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
                               const unsigned char *codes, size_t n, const cfq_params *p,
@@ -291,38 +336,46 @@ CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
     const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
     const cfq_vf one = cfq_vf_set(p->one);
     const int stream = p->stream;
+    const unsigned all_busy = (1u << CFQ_STEPS) - 1;
     const int in_place = cfq_overlap(dx, g, n) || (from == CFQ_FROM_INPUTS && cfq_overlap(dx, x, n));
     cfq_vlanes below_acc, above_acc;
     cfq_lanes below, above;
     cfq_vb bad = cfq_vb_none();
     size_t i = 0;
-    unsigned busy;
+    unsigned busy = 0;
     int bad_tail;
 
+    cfq_lanes_zero(&below);
+    cfq_lanes_zero(&above);
     cfq_vlanes_zero(&below_acc);
     cfq_vlanes_zero(&above_acc);
     for (; !in_place && i + CFQ_BLOCK <= n; i += CFQ_BLOCK) {
         /* stream a literal at each call, so the store kind is no branch
          * per step (the compiler will not unswitch it here by itself) */
-        busy = stream ? cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 1)
-                      : cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 0);
-        if (busy == 0) /* the partials are still 0: nothing to end */
-            continue;
-        for (; busy != 0; busy &= busy - 1) { /* the busy steps only, in order */
-            const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[busy];
-            const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
-            cfq_grad_terms(from, &s, one, dx + j, &below_acc, &above_acc, &bad);
+        if (busy == all_busy) {
+            busy = stream ? cfq_grad_fused(from, g, x, codes, i, lo, hi, one, dx, 1, &below_acc, &above_acc, &bad)
+                          : cfq_grad_fused(from, g, x, codes, i, lo, hi, one, dx, 0, &below_acc, &above_acc, &bad);
+        } else {
+            unsigned walk;
+            busy = stream ? cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 1)
+                          : cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 0);
+            for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
+                const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
+                const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
+                cfq_grad_terms(from, &s, one, dx + j, &below_acc, &above_acc, &bad);
+            }
         }
-        cfq_vlanes_block_end(&below_acc);
-        cfq_vlanes_block_end(&above_acc);
+        if (busy != 0) { /* else the partials are still 0: nothing to end */
+            cfq_vlanes_block_end(&below_acc, &below);
+            cfq_vlanes_block_end(&above_acc, &above);
+        }
     }
     for (; i + CFQ_W <= n; i += CFQ_W) {
         const cfq_vstep s = cfq_vstep_load(from, g, x, codes, i, lo, hi);
-        if (cfq_grad_dx(from, &s, one, dx + i, stream))
-            cfq_grad_terms(from, &s, one, dx + i, &below_acc, &above_acc, &bad);
+        cfq_grad_step(from, &s, one, dx + i, stream, &below_acc, &above_acc, &bad);
         if (i % CFQ_BLOCK == CFQ_BLOCK - CFQ_W) {
-            cfq_vlanes_block_end(&below_acc);
-            cfq_vlanes_block_end(&above_acc);
+            cfq_vlanes_block_end(&below_acc, &below);
+            cfq_vlanes_block_end(&above_acc, &above);
         }
     }
     if (stream)
@@ -359,8 +412,9 @@ static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_pa
     const cfq_vf one = cfq_vf_set(p->one);
     size_t i = 0;
     for (; i + CFQ_W <= n; i += CFQ_W) {
-        const cfq_vstep s = cfq_vstep_of_inputs(cfq_vf_load(g + i), cfq_vf_load(x + i), lo, hi);
-        cfq_vf_store(dx + i, cfq_vstep_dx(&s, one));
+        const cfq_vf vx = cfq_vf_load(x + i);
+        const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
+        cfq_vf_store(dx + i, cfq_vstep_dx(cfq_vf_load(g + i), inside, one));
     }
     cfq_args_grad_range(g, x, i, n, p, dx);
 }
@@ -376,18 +430,17 @@ static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, si
         float *dxr = dx + r * stride;
         for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
             const cfq_vb keep = cfq_vb_load(cp->keep + j);
-            cfq_vstep s = cfq_vstep_of_inputs(cfq_vf_load(gr + j), cfq_vf_load(xr + j),
-                                              cfq_vf_load(cp->nudged_min + j),
-                                              cfq_vf_load(cp->nudged_max + j));
-            s.pass = cfq_vb_not(keep);
-            cfq_vf_store(dxr + j, cfq_vstep_dx(&s, one));
-            if (cfq_vb_any(s.pass)) /* channels with min == max == 0 copy g */
-                cfq_vf_store_lanes(dxr + j, s.pass, s.g);
-            if (cfq_vb_any(cfq_vb_and(keep, cfq_vb_not(cfq_vb_andnot(s.inside, cfq_vf_nonfinite(s.g)))))) {
+            const cfq_vf vg = cfq_vf_load(gr + j), vx = cfq_vf_load(xr + j);
+            const cfq_vf lo = cfq_vf_load(cp->nudged_min + j), hi = cfq_vf_load(cp->nudged_max + j);
+            const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
+            cfq_vf_store(dxr + j, cfq_vstep_dx(vg, inside, one));
+            if (!cfq_vb_all(keep)) /* channels with min == max == 0 copy g */
+                cfq_vf_store_lanes(dxr + j, cfq_vb_not(keep), vg);
+            if (cfq_vb_any(cfq_vb_andnot(keep, cfq_vb_andnot(inside, cfq_vf_nonfinite(vg))))) {
                 cfq_twosum_add_terms(acc->below_s + j, acc->below_c + j,
-                                     cfq_vf_and(keep, cfq_vf_mul(s.g, cfq_vf_and(s.below, one))));
+                                     cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_lt(vx, lo), one))));
                 cfq_twosum_add_terms(acc->above_s + j, acc->above_c + j,
-                                     cfq_vf_and(keep, cfq_vf_mul(s.g, cfq_vf_and(s.above, one))));
+                                     cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_gt(vx, hi), one))));
             }
         }
         cfq_per_channel_grad_row(gr, xr, j, m, cp, dxr, acc);

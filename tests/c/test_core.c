@@ -636,6 +636,76 @@ static void test_region_mixed(size_t n)
     free(g); free(ref); free(got); free(codes);
 }
 
+/* The gradients' block modes: runs of blocks with every step busy (one
+ * pass), a few busy steps (two passes), none, and busy blocks with
+ * non-finite or denormal gradients, in one chunk and across chunks; every
+ * table against the scalar one, out of place, in place and streamed, from
+ * inputs and from region codes. */
+static void test_block_modes(void)
+{
+    const size_t n = 2 * CFQ_CHUNK + 3 * CFQ_BLOCK + 13;
+    float *g = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
+    float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    unsigned char *codes = malloc(n);
+    double ref_sums[2], got_sums[2];
+    cfq_params p;
+    cfq_fpenv env;
+    size_t i, c;
+    int isa, mode, from_codes;
+
+    cfq_fpenv_enter(&env);
+    cfq_params_check_make(-1.0f, 1.0f, 8, 0, &p);
+    for (i = 0; i < n; i++) {
+        const size_t block = i / CFQ_BLOCK;
+        /* runs of dense blocks (lengths 1..5), separated by sparse or quiet
+         * ones */
+        const int dense = (block * 7 / 3) % 6 < 3;
+        g[i] = rng_uniform(-2.0f, 2.0f);
+        x[i] = dense ? (rng_next() % 4 == 0 ? 0.25f : (rng_next() % 2 ? -3.0f : 3.0f))
+                     : (block % 3 == 0 && rng_next() % 40 == 0 ? 5.0f : rng_uniform(-0.9f, 0.9f));
+        if (dense && rng_next() % 97 == 0)
+            g[i] = rng_next() % 2 ? INFINITY : NAN;
+        if (rng_next() % 61 == 0)
+            g[i] = float_of(0x00000123u | (uint32_t)(rng_next() % 2) << 31); /* denormal */
+    }
+    cfq_kernels_scalar.region_forward(x, n, &p, got, codes);
+    for (from_codes = 0; from_codes < 2; from_codes++) {
+        for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+            const cfq_kernels *k = table_of(isa);
+            if (!table_runs(isa))
+                continue;
+            /* 0: out of place, 1: in place over g, 2: streamed */
+            for (mode = 0; mode < 3; mode++) {
+                cfq_params q = p;
+                int same = 1;
+                q.stream = mode == 2;
+                for (c = 0; c < n; c += CFQ_CHUNK) {
+                    const size_t m = n - c < CFQ_CHUNK ? n - c : CFQ_CHUNK;
+                    const float *src = g + c;
+                    if (mode == 1) {
+                        memcpy(got + c, g + c, m * sizeof(float));
+                        src = got + c;
+                    }
+                    if (from_codes) {
+                        cfq_kernels_scalar.region_grad(g + c, codes + c, m, &p, ref + c, ref_sums);
+                        same &= k->region_grad(src, codes + c, m, &q, got + c, got_sums) == 0;
+                    } else {
+                        cfq_kernels_scalar.vars_grad(g + c, x + c, m, &p, ref + c, ref_sums);
+                        k->vars_grad(src, x + c, m, &q, got + c, got_sums);
+                    }
+                    same &= same_double(got_sums[0], ref_sums[0]) && same_double(got_sums[1], ref_sums[1]);
+                }
+                for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+                    ;
+                CHECK(same && i == n, "%s block modes differ (codes %d, mode %d) at %zu", cfq_isa_name(isa),
+                      from_codes, mode, i);
+            }
+        }
+    }
+    cfq_fpenv_leave(&env);
+    free(g); free(x); free(ref); free(got); free(codes);
+}
+
 /* Threads: identical bits for 1, 2, 3 and 7 threads, wide dynamic range;
  * then a wide pool (64) serving narrow calls again. */
 static void test_threads(void)
@@ -760,6 +830,7 @@ int main(void)
         test_region_mixed(CFQ_CHUNK);
         test_region_mixed(CFQ_CHUNK - 3);
     }
+    test_block_modes();
     test_threads();
     test_huge_sizes();
     printf("%ld passed, %ld failed\n", n_passed, n_failed);
