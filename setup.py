@@ -20,6 +20,7 @@ CORE_SOURCES = [
     "src/cfq_ops.c",
     "src/cfq_per_channel.c",
     "src/cfq_threads.c",
+    "src/cfq_xla_ffi.c",
 ]
 
 
