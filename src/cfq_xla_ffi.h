@@ -213,9 +213,10 @@ cfq_xla_error *cfq_xla_fq_args_grad(cfq_xla_call_frame *frame);
 cfq_xla_error *cfq_xla_fq_per_channel(cfq_xla_call_frame *frame);
 cfq_xla_error *cfq_xla_fq_per_channel_grad(cfq_xla_call_frame *frame);
 
-/* cfq's automatic thread rule (cfq/_core.pyx: one thread below min_elements,
- * then one per per_thread elements, up to cpus).  cfq._core sets it from its
- * own constants at import; until then (a C program) calls use one thread. */
+/* The handlers' thread rule, cfq's automatic one (cfq/_core.pyx: one thread
+ * below min_elements, then one per per_thread elements, up to cpus).
+ * cfq._core sets it at import (cfq/_xla.pxi, with a higher min_elements than
+ * threads=None: see there); until then (a C program) calls use one thread. */
 void cfq_xla_set_auto_threads(int cpus, size_t min_elements, size_t per_thread);
 int cfq_xla_auto_threads(size_t n);
 
