@@ -605,3 +605,4 @@ C_VERSION = cfq_version().decode()
 
 # The C API table for other extensions (src/cfq_import.h imports it).
 _C_API = PyCapsule_New(<void *>cfq_capi_table(), b"cfq._core._C_API", NULL)
+include "_xla.pxi"

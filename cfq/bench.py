@@ -325,6 +325,9 @@ def main(argv=None):
     bench_family([n for n in (1 << 16, 1 << 20, 1 << 24) if n <= max(sizes)], reps, tf)
     bench_isas(1 << 16, reps)
     bench_gil()
+    import importlib.util  # the JAX section (cfq/bench_jax.py), when jax is importable
+    if importlib.util.find_spec("jax") is not None:
+        __import__("cfq.bench_jax").bench_jax.bench_jax([n for n in sizes if 1 << 16 <= n <= 1 << 24], reps)
     if args.plot:
         plot(report, args.plot)
 
