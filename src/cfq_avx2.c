@@ -42,10 +42,13 @@ CFQ_INLINE cfq_vf cfq_vf_clamp(cfq_vf x, cfq_vf lo, cfq_vf hi)
 CFQ_INLINE cfq_vf cfq_vf_and(cfq_vb f, cfq_vf v) { return _mm256_and_ps(f, v); }
 CFQ_INLINE cfq_vf cfq_vf_andnot(cfq_vb f, cfq_vf v) { return _mm256_andnot_ps(f, v); }
 
-CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
-CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-CFQ_INLINE cfq_vb cfq_vf_ge(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+/* Operands swapped (a < b as b > a): the kernels compare data against
+ * bounds, and a loaded operand folds into vcmpps only in second place (as
+ * written, gcc loaded each input twice, 5% more instructions a block). */
+CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GT_OQ); }
+CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GE_OQ); }
+CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_LT_OQ); }
+CFQ_INLINE cfq_vb cfq_vf_ge(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_LE_OQ); }
 /* All exponent bits set: +-Inf or NaN. */
 CFQ_INLINE cfq_vb cfq_vf_nonfinite(cfq_vf v)
 {
@@ -79,11 +82,14 @@ CFQ_INLINE void cfq_vi_store_codes(unsigned char *p, cfq_vi codes)
     _mm_storel_epi64((__m128i *)(void *)p,
                      _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)));
 }
-CFQ_INLINE cfq_vi cfq_vi_from(cfq_vb f, int k)
+/* Region codes from their flags: 1 below, 2 above (3 both), 4 none. */
+CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
 {
-    return _mm256_and_si256(_mm256_castps_si256(f), _mm256_set1_epi32(k));
+    return _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(below), _mm256_set1_epi32(CFQ_REGION_BELOW)),
+                        _mm256_and_si256(_mm256_castps_si256(above), _mm256_set1_epi32(CFQ_REGION_ABOVE))),
+        _mm256_and_si256(_mm256_castps_si256(none), _mm256_set1_epi32(CFQ_REGION_NONE)));
 }
-CFQ_INLINE cfq_vi cfq_vi_or(cfq_vi a, cfq_vi b) { return _mm256_or_si256(a, b); }
 CFQ_INLINE cfq_vb cfq_vi_eq(cfq_vi v, int k)
 {
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_set1_epi32(k)));

@@ -79,8 +79,9 @@ static int cfq_cpu_runs(int isa)
             return 0;
         if (isa == CFQ_ISA_AVX2)
             return (int)((ebx7 >> 5) & 1u);
-        if (isa == CFQ_ISA_AVX512) /* F, plus opmask and both ZMM states */
-            return ((ebx7 >> 16) & 1u) && (xcr0 & 0xe0) == 0xe0;
+        if (isa == CFQ_ISA_AVX512) /* F, BW, VL, plus opmask and both ZMM states */
+            return ((ebx7 >> 16) & 1u) && ((ebx7 >> 30) & 1u) && ((ebx7 >> 31) & 1u) &&
+                   (xcr0 & 0xe0) == 0xe0;
         return 0;
     }
 #elif defined(__aarch64__) || defined(_M_ARM64)

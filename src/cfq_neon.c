@@ -125,12 +125,17 @@ CFQ_INLINE void cfq_vi_store_codes(unsigned char *p, cfq_vi codes)
 {
     vst1_u8(p, vmovn_u16(vcombine_u16(vmovn_u32(codes.lo), vmovn_u32(codes.hi))));
 }
-CFQ_INLINE cfq_vi cfq_vi_from(cfq_vb f, int k)
+/* Region codes from their flags: 1 below, 2 above (3 both), 4 none. */
+CFQ_INLINE uint32x4_t cfq_codes4(uint32x4_t below, uint32x4_t above, uint32x4_t none)
 {
-    const uint32x4_t kk = vdupq_n_u32((uint32_t)k);
-    return cfq_vi_of(vandq_u32(f.lo, kk), vandq_u32(f.hi, kk));
+    return vorrq_u32(vorrq_u32(vandq_u32(below, vdupq_n_u32(CFQ_REGION_BELOW)),
+                               vandq_u32(above, vdupq_n_u32(CFQ_REGION_ABOVE))),
+                     vandq_u32(none, vdupq_n_u32(CFQ_REGION_NONE)));
 }
-CFQ_INLINE cfq_vi cfq_vi_or(cfq_vi a, cfq_vi b) { return cfq_vi_of(vorrq_u32(a.lo, b.lo), vorrq_u32(a.hi, b.hi)); }
+CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
+{
+    return cfq_vi_of(cfq_codes4(below.lo, above.lo, none.lo), cfq_codes4(below.hi, above.hi, none.hi));
+}
 CFQ_INLINE cfq_vb cfq_vi_eq(cfq_vi v, int k)
 {
     const uint32x4_t kk = vdupq_n_u32((uint32_t)k);

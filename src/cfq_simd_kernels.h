@@ -21,7 +21,8 @@
  *   cfq_vf_lt le gt ge nonfinite -> cfq_vb        (ordered compares)
  *   cfq_vb_and or andnot not none all any load    (andnot(a, b) = a & ~b;
  *                    load: from 32-bit keep words)
- *   cfq_vi_load_codes store_codes from or eq has gt  (from(f, k) = f ? k : 0)
+ *   cfq_vi_load_codes store_codes codes eq has gt  (codes: from the flags
+ *                    below, above, none)
  *   cfq_vlanes_zero add add_where block_end store (add: a step's float
  *                    terms, in element order, into the open block's partials;
  *                    add_where: g where a flag is set, for finite g;
@@ -156,8 +157,7 @@ CFQ_INLINE cfq_vi cfq_vregion_codes(cfq_vf x, cfq_vf lo, cfq_vf hi)
     const cfq_vb below = cfq_vf_lt(x, lo), above = cfq_vf_gt(x, hi);
     const cfq_vb inside = cfq_vb_and(cfq_vf_ge(x, lo), cfq_vf_le(x, hi));
     const cfq_vb none = cfq_vb_not(cfq_vb_or(inside, cfq_vb_or(below, above)));
-    return cfq_vi_or(cfq_vi_or(cfq_vi_from(below, CFQ_REGION_BELOW), cfq_vi_from(above, CFQ_REGION_ABOVE)),
-                     cfq_vi_from(none, CFQ_REGION_NONE));
+    return cfq_vi_codes(below, above, none);
 }
 
 static void cfq_region_forward(const float *x, size_t n, const cfq_params *p, float *out,
@@ -199,7 +199,7 @@ CFQ_INLINE cfq_vstep cfq_vstep_load(int from, const float *g, const float *x,
     s.hi = hi;
     if (from == CFQ_FROM_INPUTS) {
         s.x = cfq_vf_load(x + i);
-        s.code = cfq_vi_from(cfq_vb_none(), 0);
+        s.code = cfq_vi_codes(cfq_vb_none(), cfq_vb_none(), cfq_vb_none());
     } else {
         s.x = s.g;
         s.code = cfq_vi_load_codes(codes + i);

@@ -21,28 +21,6 @@ static inline __m512d cfq_emulated_cvtps_pd(__m256 a)
 }
 #define _mm512_cvtps_pd cfq_emulated_cvtps_pd
 
-/* Byte conversions, element by element. */
-static inline __m128i cfq_emulated_cvtepi32_epi8(__m512i a)
-{
-    int v[16], k;
-    unsigned char b[16];
-    _mm512_storeu_si512((void *)v, a);
-    for (k = 0; k < 16; k++)
-        b[k] = (unsigned char)v[k];
-    return _mm_loadu_si128((const __m128i *)(const void *)b);
-}
-static inline __m512i cfq_emulated_cvtepu8_epi32(__m128i a)
-{
-    int v[16], k;
-    unsigned char b[16];
-    _mm_storeu_si128((__m128i *)(void *)b, a);
-    for (k = 0; k < 16; k++)
-        v[k] = b[k];
-    return _mm512_loadu_si512((const void *)v);
-}
-#define _mm512_cvtepi32_epi8 cfq_emulated_cvtepi32_epi8
-#define _mm512_cvtepu8_epi32 cfq_emulated_cvtepu8_epi32
-
 /* The masked store, lane by lane, copying bits. */
 static inline void cfq_emulated_mask_storeu_ps(float *dst, __mmask16 k, __m512 v)
 {
@@ -54,5 +32,26 @@ static inline void cfq_emulated_mask_storeu_ps(float *dst, __mmask16 k, __m512 v
             memcpy(dst + l, f + l, sizeof(float));
 }
 #define _mm512_mask_storeu_ps cfq_emulated_mask_storeu_ps
+
+/* 128-bit byte compares into masks (AVX512BW+VL), from SSE2 byte compares. */
+static inline __mmask16 cfq_emulated_cmpeq_epi8_mask(__m128i a, __m128i b)
+{
+    return (__mmask16)_mm_movemask_epi8(_mm_cmpeq_epi8(a, b));
+}
+static inline __mmask16 cfq_emulated_test_epi8_mask(__m128i a, __m128i b)
+{
+    return (__mmask16)~_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(a, b), _mm_setzero_si128()));
+}
+static inline __mmask16 cfq_emulated_cmpgt_epu8_mask(__m128i a, __m128i b)
+{
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    return (__mmask16)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_xor_si128(a, flip), _mm_xor_si128(b, flip)));
+}
+#undef _mm_cmpeq_epi8_mask
+#undef _mm_test_epi8_mask
+#undef _mm_cmpgt_epu8_mask
+#define _mm_cmpeq_epi8_mask cfq_emulated_cmpeq_epi8_mask
+#define _mm_test_epi8_mask cfq_emulated_test_epi8_mask
+#define _mm_cmpgt_epu8_mask cfq_emulated_cmpgt_epu8_mask
 
 #endif /* CFQ_AVX512_EMULATED_H */
