@@ -228,6 +228,7 @@ static int cfq_elementwise(enum cfq_op op, const float *a, const float *x, size_
             if (op == CFQ_OP_VARS_REGION)
                 memset(region, CFQ_REGION_PASS, n);
         } else {
+            p.stream = cfq_should_stream(n, out);
             cfq_job_set(&j, op, k, &p, a, x, NULL, out, region, n);
             cfq_run_elementwise(&j, cfq_threads_of(exec));
         }

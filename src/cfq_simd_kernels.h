@@ -117,23 +117,7 @@ CFQ_INLINE cfq_vf cfq_vforward_mul(cfq_vf x, const cfq_vquant *q)
     return cfq_vf_mul(cfq_vf_floor(v), q->scale);
 }
 
-static void cfq_vars_forward(const float *x, size_t n, const cfq_params *p, float *out)
-{
-    const cfq_vquant q = cfq_vquant_of(p);
-    size_t i = 0;
-    for (; i + CFQ_W <= n; i += CFQ_W)
-        cfq_vf_store(out + i, cfq_vforward_div(cfq_vf_load(x + i), &q));
-    cfq_vars_forward_range(x, i, n, p, out);
-}
 
-static void cfq_args_forward(const float *x, size_t n, const cfq_params *p, float *out)
-{
-    const cfq_vquant q = cfq_vquant_of(p);
-    size_t i = 0;
-    for (; i + CFQ_W <= n; i += CFQ_W)
-        cfq_vf_store(out + i, cfq_vforward_mul(cfq_vf_load(x + i), &q));
-    cfq_args_forward_range(x, i, n, p, out);
-}
 
 static void cfq_per_channel_forward(const float *x, size_t rows, size_t stride, size_t m,
                                     const cfq_channel_params *cp, float *out)
@@ -160,16 +144,49 @@ CFQ_INLINE cfq_vi cfq_vregion_codes(cfq_vf x, cfq_vf lo, cfq_vf hi)
     return cfq_vi_codes(below, above, none);
 }
 
+
+/* The vector body of the elementwise forward ops: elements [0, n - n % W),
+ * the vars op's division or the args op's multiplication, with region
+ * codes or without; returns where the tail starts.  Outputs past the caches
+ * are streamed (stream is a literal at each call, so the store kind is no
+ * branch per step). */
+CFQ_INLINE size_t cfq_forward_body(int divide, int with_codes, int stream, const float *x, size_t n,
+                                   const cfq_vquant *q, float *out, unsigned char *region)
+{
+    size_t i = 0;
+    for (; i + CFQ_W <= n; i += CFQ_W) {
+        const cfq_vf vx = cfq_vf_load(x + i);
+        if (with_codes)
+            cfq_vi_store_codes(region + i, cfq_vregion_codes(vx, q->lo, q->hi));
+        cfq_vf_put(out + i, divide ? cfq_vforward_div(vx, q) : cfq_vforward_mul(vx, q), stream);
+    }
+    if (stream)
+        cfq_vfence();
+    return i;
+}
+
+static void cfq_vars_forward(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const cfq_vquant q = cfq_vquant_of(p);
+    const size_t i = p->stream ? cfq_forward_body(1, 0, 1, x, n, &q, out, NULL)
+                               : cfq_forward_body(1, 0, 0, x, n, &q, out, NULL);
+    cfq_vars_forward_range(x, i, n, p, out);
+}
+
+static void cfq_args_forward(const float *x, size_t n, const cfq_params *p, float *out)
+{
+    const cfq_vquant q = cfq_vquant_of(p);
+    const size_t i = p->stream ? cfq_forward_body(0, 0, 1, x, n, &q, out, NULL)
+                               : cfq_forward_body(0, 0, 0, x, n, &q, out, NULL);
+    cfq_args_forward_range(x, i, n, p, out);
+}
+
 static void cfq_region_forward(const float *x, size_t n, const cfq_params *p, float *out,
                                unsigned char *region)
 {
     const cfq_vquant q = cfq_vquant_of(p);
-    size_t i = 0;
-    for (; i + CFQ_W <= n; i += CFQ_W) {
-        const cfq_vf vx = cfq_vf_load(x + i);
-        cfq_vi_store_codes(region + i, cfq_vregion_codes(vx, q.lo, q.hi));
-        cfq_vf_store(out + i, cfq_vforward_div(vx, &q));
-    }
+    const size_t i = p->stream ? cfq_forward_body(1, 1, 1, x, n, &q, out, region)
+                               : cfq_forward_body(1, 1, 0, x, n, &q, out, region);
     cfq_region_forward_range(x, i, n, p, out, region);
 }
 
@@ -405,8 +422,8 @@ static int cfq_region_grad(const float *g, const unsigned char *region, size_t n
     return cfq_grad_chunk(CFQ_FROM_CODES, g, NULL, region, n, p, dx, sums);
 }
 
-static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_params *p,
-                          float *dx)
+CFQ_INLINE size_t cfq_args_grad_body(int stream, const float *g, const float *x, size_t n,
+                                     const cfq_params *p, float *dx)
 {
     const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
     const cfq_vf one = cfq_vf_set(p->one);
@@ -414,8 +431,17 @@ static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_pa
     for (; i + CFQ_W <= n; i += CFQ_W) {
         const cfq_vf vx = cfq_vf_load(x + i);
         const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
-        cfq_vf_store(dx + i, cfq_vstep_dx(cfq_vf_load(g + i), inside, one));
+        cfq_vf_put(dx + i, cfq_vstep_dx(cfq_vf_load(g + i), inside, one), stream);
     }
+    if (stream)
+        cfq_vfence();
+    return i;
+}
+
+static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_params *p,
+                          float *dx)
+{
+    const size_t i = p->stream ? cfq_args_grad_body(1, g, x, n, p, dx) : cfq_args_grad_body(0, g, x, n, p, dx);
     cfq_args_grad_range(g, x, i, n, p, dx);
 }
 

@@ -702,6 +702,31 @@ static void test_block_modes(void)
             }
         }
     }
+    /* The forward ops and the args gradient with streamed stores. */
+    for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+        const cfq_kernels *k = table_of(isa);
+        unsigned char *codes2 = malloc(n);
+        cfq_params q = p;
+        int op;
+        if (!table_runs(isa)) {
+            free(codes2);
+            continue;
+        }
+        q.stream = 1;
+        for (op = 0; op < 4; op++) {
+            switch (op) {
+            case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref); k->vars_forward(x, n, &q, got); break;
+            case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref); k->args_forward(x, n, &q, got); break;
+            case 2: cfq_kernels_scalar.args_grad(g, x, n, &p, ref); k->args_grad(g, x, n, &q, got); break;
+            default: cfq_kernels_scalar.region_forward(x, n, &p, ref, codes); k->region_forward(x, n, &q, got, codes2); break;
+            }
+            for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+                ;
+            CHECK(i == n && (op < 3 || memcmp(codes, codes2, n) == 0), "%s streamed op %d differs at %zu",
+                  cfq_isa_name(isa), op, i);
+        }
+        free(codes2);
+    }
     cfq_fpenv_leave(&env);
     free(g); free(x); free(ref); free(got); free(codes);
 }
