@@ -123,6 +123,13 @@ const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
     return cfq_resolve(exec, rc);
 }
 
+/* Non-temporal stores only pay for outputs past the last-level cache, and
+ * need 16-byte alignment. */
+int cfq_should_stream(size_t n, const float *out)
+{
+    return n >= CFQ_STREAM_MIN && ((uintptr_t)out & 15) == 0;
+}
+
 /* outer * channels * inner without overflow (and small enough to index in
  * bytes), or CFQ_ESHAPE. */
 int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total)

@@ -99,6 +99,7 @@ typedef struct cfq_channel_params {
     uint32_t keep[CFQ_CHANNEL_BLOCK];
     float one; /* see cfq_params.one */
     float zero;
+    int stream; /* see cfq_params.stream (rows 16-byte aligned too) */
 } cfq_channel_params;
 
 /* Per-channel compensated sums: channel c adds one term per row, in row
@@ -175,6 +176,8 @@ CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients,
 
 /* The float a compensated sum rounds to; NaN is always 0x7fc00000. */
 CFQ_HIDDEN float cfq_sum_result(const cfq_sum *sum);
+/* Whether an output of n floats at out is stored past the caches. */
+CFQ_HIDDEN int cfq_should_stream(size_t n, const float *out);
 /* outer * channels * inner, or CFQ_ESHAPE if it overflows. */
 CFQ_HIDDEN int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total);
 

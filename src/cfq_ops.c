@@ -81,13 +81,6 @@ static void cfq_job_set(cfq_job *j, enum cfq_op op, const cfq_kernels *k, const 
     j->n = n;
 }
 
-/* Non-temporal stores only pay for outputs past the last-level cache, and
- * need 16-byte alignment. */
-static int cfq_should_stream(size_t n, const float *out)
-{
-    return n >= CFQ_STREAM_MIN && ((size_t)out & 15) == 0;
-}
-
 static size_t cfq_ceil_div(size_t a, size_t b)
 {
     return a / b + (a % b != 0);

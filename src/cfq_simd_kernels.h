@@ -119,20 +119,47 @@ CFQ_INLINE cfq_vf cfq_vforward_mul(cfq_vf x, const cfq_vquant *q)
 
 
 
+/* Rows [0, R) of the per-channel forward op, channels [0, m - m % W): each
+ * channel block's parameters are loaded once for R rows (R a literal; once
+ * a row, their six loads took as long as the arithmetic). */
+CFQ_INLINE void cfq_per_channel_forward_rows(int rows, int stream, const float *x, size_t stride,
+                                             size_t m, const cfq_channel_params *cp, float *out)
+{
+    size_t j;
+    int r;
+    for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
+        const cfq_vquant q = cfq_vquant_at(cp, j);
+        const cfq_vb keep = cfq_vb_load(cp->keep + j);
+        for (r = 0; r < rows; r++) {
+            const size_t at = (size_t)r * stride + j;
+            cfq_vf_put(out + at, cfq_vf_and(keep, cfq_vforward_mul(cfq_vf_load(x + at), &q)), stream);
+        }
+    }
+}
+
+CFQ_INLINE void cfq_per_channel_forward_body(int stream, const float *x, size_t rows, size_t stride,
+                                             size_t m, const cfq_channel_params *cp, float *out)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        cfq_per_channel_forward_rows(4, stream, x + r * stride, stride, m, cp, out + r * stride);
+    for (; r < rows; r++)
+        cfq_per_channel_forward_rows(1, stream, x + r * stride, stride, m, cp, out + r * stride);
+    if (stream)
+        cfq_vfence();
+}
+
 static void cfq_per_channel_forward(const float *x, size_t rows, size_t stride, size_t m,
                                     const cfq_channel_params *cp, float *out)
 {
-    size_t r, j;
-    for (r = 0; r < rows; r++) {
-        const float *xr = x + r * stride;
-        float *outr = out + r * stride;
-        for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
-            const cfq_vquant q = cfq_vquant_at(cp, j);
-            const cfq_vf v = cfq_vforward_mul(cfq_vf_load(xr + j), &q);
-            cfq_vf_store(outr + j, cfq_vf_and(cfq_vb_load(cp->keep + j), v));
-        }
-        cfq_per_channel_forward_row(xr, j, m, cp, outr);
-    }
+    const size_t tail = m - m % CFQ_W;
+    size_t r;
+    if (cp->stream)
+        cfq_per_channel_forward_body(1, x, rows, stride, m, cp, out);
+    else
+        cfq_per_channel_forward_body(0, x, rows, stride, m, cp, out);
+    for (r = 0; r < rows && tail < m; r++)
+        cfq_per_channel_forward_row(x + r * stride, tail, m, cp, out + r * stride);
 }
 
 /* Region codes of CFQ_W inputs (see cfq_region_of). */
@@ -445,23 +472,25 @@ static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_pa
     cfq_args_grad_range(g, x, i, n, p, dx);
 }
 
-static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, size_t stride,
-                                 size_t m, const cfq_channel_params *cp, float *dx,
-                                 cfq_channel_sums *acc)
+/* Rows [0, R) of the per-channel gradient, channels [0, m - m % W), each
+ * channel's terms in row order (see cfq_per_channel_forward_rows). */
+CFQ_INLINE void cfq_per_channel_grad_rows(int rows, const float *g, const float *x, size_t stride,
+                                          size_t m, const cfq_channel_params *cp, float *dx,
+                                          cfq_channel_sums *acc)
 {
     const cfq_vf one = cfq_vf_set(cp->one);
-    size_t r, j;
-    for (r = 0; r < rows; r++) {
-        const float *gr = g + r * stride, *xr = x + r * stride;
-        float *dxr = dx + r * stride;
-        for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
-            const cfq_vb keep = cfq_vb_load(cp->keep + j);
-            const cfq_vf vg = cfq_vf_load(gr + j), vx = cfq_vf_load(xr + j);
-            const cfq_vf lo = cfq_vf_load(cp->nudged_min + j), hi = cfq_vf_load(cp->nudged_max + j);
+    size_t j;
+    int r;
+    for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
+        const cfq_vb keep = cfq_vb_load(cp->keep + j);
+        const cfq_vf lo = cfq_vf_load(cp->nudged_min + j), hi = cfq_vf_load(cp->nudged_max + j);
+        for (r = 0; r < rows; r++) {
+            const size_t at = (size_t)r * stride + j;
+            const cfq_vf vg = cfq_vf_load(g + at), vx = cfq_vf_load(x + at);
             const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
-            cfq_vf_store(dxr + j, cfq_vstep_dx(vg, inside, one));
+            cfq_vf_store(dx + at, cfq_vstep_dx(vg, inside, one));
             if (!cfq_vb_all(keep)) /* channels with min == max == 0 copy g */
-                cfq_vf_store_lanes(dxr + j, cfq_vb_not(keep), vg);
+                cfq_vf_store_lanes(dx + at, cfq_vb_not(keep), vg);
             if (cfq_vb_any(cfq_vb_andnot(keep, cfq_vb_andnot(inside, cfq_vf_nonfinite(vg))))) {
                 cfq_twosum_add_terms(acc->below_s + j, acc->below_c + j,
                                      cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_lt(vx, lo), one))));
@@ -469,8 +498,21 @@ static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, si
                                      cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_gt(vx, hi), one))));
             }
         }
-        cfq_per_channel_grad_row(gr, xr, j, m, cp, dxr, acc);
     }
+}
+
+static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, size_t stride,
+                                 size_t m, const cfq_channel_params *cp, float *dx,
+                                 cfq_channel_sums *acc)
+{
+    const size_t tail = m - m % CFQ_W;
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        cfq_per_channel_grad_rows(4, g + r * stride, x + r * stride, stride, m, cp, dx + r * stride, acc);
+    for (; r < rows; r++)
+        cfq_per_channel_grad_rows(1, g + r * stride, x + r * stride, stride, m, cp, dx + r * stride, acc);
+    for (r = 0; r < rows && tail < m; r++)
+        cfq_per_channel_grad_row(g + r * stride, x + r * stride, tail, m, cp, dx + r * stride, acc);
 }
 
 /* The table of an ISA file that includes this one. */
