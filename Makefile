@@ -23,7 +23,10 @@ endif
 SIMDE_OK := $(shell test -f /usr/include/simde/x86/avx512.h && echo yes)
 # The AVX-512 file on SIMDe's portable AVX-512 (Debian: libsimde-dev), so its
 # logic runs on CPUs without AVX-512; real AVX-512 hardware runs it natively.
-EMU_FLAGS := -Wno-psabi -mavx2 -include tests/c/avx512_emulated.h
+EMU_FLAGS := -Wno-psabi -mavx2 -mf16c -include tests/c/avx512_emulated.h
+# The C test program: test_core.c's main and the files it calls.
+TEST_SRC := tests/c/test_core.c tests/c/test_support.c tests/c/test_half.c
+TEST_HDR := tests/c/test_support.h
 
 .PHONY: all build test ctest pytest bench clean lib ctest-aarch64 ctest-sanitize ctest-tsan \
         ctest-clang fuzz fuzz-short fuzz-build
@@ -55,10 +58,10 @@ define core_build
 $(1)/%.o: src/%.c $$(CORE_HDR) $$(CORE_MK)
 	@mkdir -p $$(@D)
 	$(2) $(4) $$(if $(5),$$(ISA_$$*)) -c $$< -o $$@
-$(1)/test_core.o: tests/c/test_core.c $$(CORE_HDR)
+$(1)/tests/%.o: tests/c/%.c $$(CORE_HDR) $$(TEST_HDR)
 	@mkdir -p $$(@D)
-	$(2) $(4) -c $$< -o $$@
-$(1)/test_core: $(1)/test_core.o $$(patsubst src/%.c,$(1)/%.o,$$(CORE_SRC))
+	$(2) $(4) -Itests/c -c $$< -o $$@
+$(1)/test_core: $$(patsubst tests/c/%.c,$(1)/tests/%.o,$$(TEST_SRC)) $$(patsubst src/%.c,$(1)/%.o,$$(CORE_SRC))
 	$(3) $(4) $$^ -lm -pthread -o $$@
 endef
 # $(call emulated_build,DIR,CC,FLAGS): DIR-avx512emu/test_core, the objects of
@@ -67,10 +70,10 @@ define emulated_build
 $(1)-avx512emu/cfq_avx512.o: src/cfq_avx512.c $$(CORE_HDR) tests/c/avx512_emulated.h
 	@mkdir -p $$(@D)
 	$(2) $(3) $$(EMU_FLAGS) -c $$< -o $$@
-$(1)-avx512emu/test_core.o: tests/c/test_core.c $$(CORE_HDR)
+$(1)-avx512emu/tests/%.o: tests/c/%.c $$(CORE_HDR) $$(TEST_HDR)
 	@mkdir -p $$(@D)
-	$(2) $(3) -DCFQ_AVX512_EMULATED -c $$< -o $$@
-$(1)-avx512emu/test_core: $(1)-avx512emu/test_core.o $(1)-avx512emu/cfq_avx512.o \
+	$(2) $(3) -Itests/c -DCFQ_AVX512_EMULATED -c $$< -o $$@
+$(1)-avx512emu/test_core: $$(patsubst tests/c/%.c,$(1)-avx512emu/tests/%.o,$$(TEST_SRC)) $(1)-avx512emu/cfq_avx512.o \
                           $$(patsubst src/%.c,$(1)/%.o,$$(filter-out src/cfq_avx512.c,$$(CORE_SRC)))
 	$(2) $(3) $$^ -lm -pthread -o $$@
 endef

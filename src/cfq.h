@@ -3,9 +3,10 @@
  *
  * Every entry point checks its own arguments and returns CFQ_OK (0) or a
  * negative CFQ_E* code; cfq_strerror() names it.  The core never aborts,
- * prints or allocates on the hot path.  All arrays are float32, contiguous,
- * indexed with size_t.  Arithmetic follows TensorFlow 2.21 on the CPU bit for
- * bit: float32, no FMA, denormals flushed to zero (inputs and results).
+ * prints or allocates on the hot path.  Arrays are contiguous, indexed with
+ * size_t; float32, or float16 / bfloat16 through the _typed entry points.
+ * Arithmetic follows TensorFlow 2.21 on the CPU bit for bit: float32, no
+ * FMA, denormals flushed to zero (inputs and results).
  */
 #ifndef CFQ_H
 #define CFQ_H
@@ -38,6 +39,25 @@ extern "C" {
 #define CFQ_ENOMEM (-8)          /* a threaded call could not allocate its partial sums */
 #define CFQ_ESHAPE (-9)          /* sizes that overflow */
 #define CFQ_EREGION (-10)        /* a region array holds a byte that is no region code */
+#define CFQ_EDTYPE (-11)         /* dtype is not one of CFQ_FLOAT32, CFQ_FLOAT16, CFQ_BFLOAT16 */
+
+/*
+ * Element types of the _typed entry points; their arrays are `void *`:
+ * float for CFQ_FLOAT32, the 16-bit patterns (uint16_t) for the others.
+ * Every element is converted to float32 exactly, computed as the float32 op
+ * computes it, and its result rounded back to the dtype to nearest even, as
+ * NumPy (float16) and ml_dtypes (bfloat16) convert: each element output is
+ * cast(op_float32(upcast(x)), dtype).  So a float16 subnormal input is its
+ * (normal) float32 value, not flushed, and a result in float16's subnormal
+ * range is a float16 subnormal; bfloat16 shares float32's exponents, so its
+ * subnormals are flushed as float32's are.  NaN outputs: float16 keeps the
+ * top payload bits, bfloat16 is the quiet NaN 0x7fc0 with the sign.  The
+ * min/max sums and min/max themselves stay float32.  Pass-through (min ==
+ * max == 0) copies the gradients' bits, in any dtype.
+ */
+#define CFQ_FLOAT32 0
+#define CFQ_FLOAT16 1
+#define CFQ_BFLOAT16 2
 
 /* Region codes of cfq_fq_vars_and_region(), one uint8 per element. */
 #define CFQ_REGION_INSIDE 0 /* nudged_min <= x <= nudged_max */
@@ -154,13 +174,71 @@ int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size
                        float *backprop_wrt_max, const cfq_exec *exec);
 
 /*
+ * Per-channel region codes: cfq_fq_per_channel() that also writes each
+ * element's region against its channel's nudged range (CFQ_REGION_PASS for
+ * a channel with min == max == 0); then cfq_fq_per_channel_region_grad()
+ * gives cfq_fq_per_channel_grad()'s bits, `channels` sums each.
+ */
+int cfq_fq_per_channel_and_region(const float *inputs, size_t outer, size_t channels, size_t inner,
+                                  const float *min, const float *max, int num_bits, int narrow_range,
+                                  float *outputs, unsigned char *region, const cfq_exec *exec);
+int cfq_fq_per_channel_region_grad(const float *gradients, const unsigned char *region,
+                                   size_t outer, size_t channels, size_t inner,
+                                   float *backprops_wrt_input, float *backprop_wrt_min,
+                                   float *backprop_wrt_max, const cfq_exec *exec);
+
+/*
+ * The same ops on a dtype (CFQ_FLOAT32, CFQ_FLOAT16 or CFQ_BFLOAT16, else
+ * CFQ_EDTYPE): gradients, inputs and element outputs all of that dtype;
+ * min, max and the sums float32.  The functions above are these with
+ * CFQ_FLOAT32.
+ */
+int cfq_fq_vars_grad_typed(int dtype, const void *gradients, const void *inputs, size_t n,
+                           float min, float max, int num_bits, int narrow_range,
+                           void *backprops_wrt_input, float *backprop_wrt_min,
+                           float *backprop_wrt_max, const cfq_exec *exec);
+int cfq_fq_vars_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                      int num_bits, int narrow_range, void *outputs, const cfq_exec *exec);
+int cfq_fq_args_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                      int num_bits, int narrow_range, void *outputs, const cfq_exec *exec);
+int cfq_fq_args_grad_typed(int dtype, const void *gradients, const void *inputs, size_t n,
+                           float min, float max, int num_bits, int narrow_range, void *backprops,
+                           const cfq_exec *exec);
+int cfq_fq_per_channel_typed(int dtype, const void *inputs, size_t outer, size_t channels,
+                             size_t inner, const float *min, const float *max, int num_bits,
+                             int narrow_range, void *outputs, const cfq_exec *exec);
+int cfq_fq_per_channel_grad_typed(int dtype, const void *gradients, const void *inputs,
+                                  size_t outer, size_t channels, size_t inner, const float *min,
+                                  const float *max, int num_bits, int narrow_range,
+                                  void *backprops_wrt_input, float *backprop_wrt_min,
+                                  float *backprop_wrt_max, const cfq_exec *exec);
+int cfq_fq_vars_and_region_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                                 int num_bits, int narrow_range, void *outputs,
+                                 unsigned char *region, const cfq_exec *exec);
+int cfq_fq_region_grad_typed(int dtype, const void *gradients, const unsigned char *region,
+                             size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
+                             float *backprop_wrt_max, const cfq_exec *exec);
+int cfq_fq_per_channel_and_region_typed(int dtype, const void *inputs, size_t outer,
+                                        size_t channels, size_t inner, const float *min,
+                                        const float *max, int num_bits, int narrow_range,
+                                        void *outputs, unsigned char *region,
+                                        const cfq_exec *exec);
+int cfq_fq_per_channel_region_grad_typed(int dtype, const void *gradients,
+                                         const unsigned char *region, size_t outer,
+                                         size_t channels, size_t inner,
+                                         void *backprops_wrt_input, float *backprop_wrt_min,
+                                         float *backprop_wrt_max, const cfq_exec *exec);
+
+/*
  * The function table other Python extensions use (see cfq_import.h): the
  * cfq Python module exports it as the PyCapsule cfq._core._C_API, so an
  * extension calls cfq's dispatched SIMD kernels without compiling or
- * linking any of them.  New entries are only ever appended; abi_version
- * changes when an existing entry changes.
+ * linking any of them.  Entries are only ever appended, each addition
+ * bumping CFQ_CAPI_VERSION (2: the per-channel region ops and the _typed
+ * entry points); an existing entry never changes.  So a cfq whose table has
+ * at least the version and size an extension was built against serves it.
  */
-#define CFQ_CAPI_VERSION 1
+#define CFQ_CAPI_VERSION 2
 
 typedef struct cfq_capi {
     unsigned abi_version; /* CFQ_CAPI_VERSION of the library */
@@ -196,6 +274,51 @@ typedef struct cfq_capi {
     int (*fq_region_grad)(const float *gradients, const unsigned char *region, size_t n,
                           float *backprops_wrt_input, float *backprop_wrt_min,
                           float *backprop_wrt_max, const cfq_exec *exec);
+    /* Version 2. */
+    int (*fq_per_channel_and_region)(const float *inputs, size_t outer, size_t channels,
+                                     size_t inner, const float *min, const float *max,
+                                     int num_bits, int narrow_range, float *outputs,
+                                     unsigned char *region, const cfq_exec *exec);
+    int (*fq_per_channel_region_grad)(const float *gradients, const unsigned char *region,
+                                      size_t outer, size_t channels, size_t inner,
+                                      float *backprops_wrt_input, float *backprop_wrt_min,
+                                      float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_vars_grad_typed)(int dtype, const void *gradients, const void *inputs, size_t n,
+                              float min, float max, int num_bits, int narrow_range,
+                              void *backprops_wrt_input, float *backprop_wrt_min,
+                              float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_vars_typed)(int dtype, const void *inputs, size_t n, float min, float max,
+                         int num_bits, int narrow_range, void *outputs, const cfq_exec *exec);
+    int (*fq_args_typed)(int dtype, const void *inputs, size_t n, float min, float max,
+                         int num_bits, int narrow_range, void *outputs, const cfq_exec *exec);
+    int (*fq_args_grad_typed)(int dtype, const void *gradients, const void *inputs, size_t n,
+                              float min, float max, int num_bits, int narrow_range,
+                              void *backprops, const cfq_exec *exec);
+    int (*fq_per_channel_typed)(int dtype, const void *inputs, size_t outer, size_t channels,
+                                size_t inner, const float *min, const float *max, int num_bits,
+                                int narrow_range, void *outputs, const cfq_exec *exec);
+    int (*fq_per_channel_grad_typed)(int dtype, const void *gradients, const void *inputs,
+                                     size_t outer, size_t channels, size_t inner,
+                                     const float *min, const float *max, int num_bits,
+                                     int narrow_range, void *backprops_wrt_input,
+                                     float *backprop_wrt_min, float *backprop_wrt_max,
+                                     const cfq_exec *exec);
+    int (*fq_vars_and_region_typed)(int dtype, const void *inputs, size_t n, float min,
+                                    float max, int num_bits, int narrow_range, void *outputs,
+                                    unsigned char *region, const cfq_exec *exec);
+    int (*fq_region_grad_typed)(int dtype, const void *gradients, const unsigned char *region,
+                                size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
+                                float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_per_channel_and_region_typed)(int dtype, const void *inputs, size_t outer,
+                                           size_t channels, size_t inner, const float *min,
+                                           const float *max, int num_bits, int narrow_range,
+                                           void *outputs, unsigned char *region,
+                                           const cfq_exec *exec);
+    int (*fq_per_channel_region_grad_typed)(int dtype, const void *gradients,
+                                            const unsigned char *region, size_t outer,
+                                            size_t channels, size_t inner,
+                                            void *backprops_wrt_input, float *backprop_wrt_min,
+                                            float *backprop_wrt_max, const cfq_exec *exec);
 } cfq_capi;
 
 /* The table of this build. */

@@ -1,7 +1,8 @@
 /*
  * cfq_avx2.c -- the AVX2 vocabulary (8 floats a step; lane flags are
- * all-ones/zero words in a vector) and its kernel table.  Built with -mavx2
- * on this file only; elsewhere the table stays empty.
+ * all-ones/zero words in a vector; float16 through F16C) and its kernel
+ * table.  Built with -mavx2 -mf16c on this file only; elsewhere the table
+ * stays empty.
  */
 #include "cfq_internal.h"
 
@@ -27,6 +28,38 @@ CFQ_INLINE void cfq_vf_store_lanes(float *p, cfq_vb f, cfq_vf v)
     _mm256_maskstore_ps(p, _mm256_castps_si256(f), v);
 }
 CFQ_INLINE void cfq_vfence(void) { _mm_sfence(); }
+
+CFQ_INLINE cfq_vf cfq_vf_load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+CFQ_INLINE cfq_vf cfq_vf_load_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
+}
+CFQ_INLINE void cfq_vh_put(uint16_t *p, __m128i h, int stream)
+{
+    if (stream)
+        _mm_stream_si128((__m128i *)(void *)p, h);
+    else
+        _mm_storeu_si128((__m128i *)(void *)p, h);
+}
+CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
+{
+    cfq_vh_put(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT), stream);
+}
+/* To nearest even on the bits; NaN to the quiet NaN 0x7fc0 with its sign
+ * (see cfq_f32_to_bf16). */
+CFQ_INLINE void cfq_vf_store_bf16(uint16_t *p, cfq_vf v, int stream)
+{
+    const __m256i u = _mm256_castps_si256(v), top = _mm256_srli_epi32(u, 16);
+    const __m256i rounded = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), _mm256_and_si256(top, _mm256_set1_epi32(1))), 16);
+    const __m256i quiet = _mm256_or_si256(_mm256_and_si256(top, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
+    const __m256i h = _mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    cfq_vh_put(p, _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), stream);
+}
 
 CFQ_INLINE cfq_vf cfq_vf_add(cfq_vf a, cfq_vf b) { return _mm256_add_ps(a, b); }
 CFQ_INLINE cfq_vf cfq_vf_sub(cfq_vf a, cfq_vf b) { return _mm256_sub_ps(a, b); }
@@ -67,6 +100,7 @@ CFQ_INLINE cfq_vb cfq_vb_not(cfq_vb a)
 CFQ_INLINE cfq_vb cfq_vb_none(void) { return _mm256_setzero_ps(); }
 CFQ_INLINE int cfq_vb_all(cfq_vb f) { return _mm256_movemask_ps(f) == 0xff; }
 CFQ_INLINE int cfq_vb_any(cfq_vb f) { return _mm256_movemask_ps(f) != 0; }
+CFQ_INLINE unsigned cfq_vb_bits(cfq_vb f) { return (unsigned)_mm256_movemask_ps(f); }
 CFQ_INLINE cfq_vb cfq_vb_load(const uint32_t *words)
 {
     return _mm256_loadu_ps((const float *)(const void *)words);
@@ -89,6 +123,11 @@ CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
         _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(below), _mm256_set1_epi32(CFQ_REGION_BELOW)),
                         _mm256_and_si256(_mm256_castps_si256(above), _mm256_set1_epi32(CFQ_REGION_ABOVE))),
         _mm256_and_si256(_mm256_castps_si256(none), _mm256_set1_epi32(CFQ_REGION_NONE)));
+}
+/* f ? a : k. */
+CFQ_INLINE cfq_vi cfq_vi_blend(cfq_vb f, cfq_vi a, int k)
+{
+    return _mm256_blendv_epi8(_mm256_set1_epi32(k), a, _mm256_castps_si256(f));
 }
 CFQ_INLINE cfq_vb cfq_vi_eq(cfq_vi v, int k)
 {
@@ -156,6 +195,7 @@ CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
     _mm256_storeu_pd(sums->p + 4, a->hi);
 }
 
+/* 8 terms into the (s, c) pairs of 8 channels. */
 CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
 {
     __m256d s0 = _mm256_loadu_pd(s), s1 = _mm256_loadu_pd(s + 4);

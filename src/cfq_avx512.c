@@ -12,6 +12,9 @@
 #ifndef CFQ_AVX512_EMULATED
 #include <immintrin.h>
 #endif
+#if defined(__AVX512BF16__)
+#define CFQ_VF_BF16_NATIVE 1
+#endif
 
 #define CFQ_W 16
 typedef __m512 cfq_vf;
@@ -33,6 +36,52 @@ CFQ_INLINE void cfq_vf_stream(float *p, cfq_vf v)
 }
 CFQ_INLINE void cfq_vf_store_lanes(float *p, cfq_vb f, cfq_vf v) { _mm512_mask_storeu_ps(p, f, v); }
 CFQ_INLINE void cfq_vfence(void) { _mm_sfence(); }
+
+CFQ_INLINE cfq_vf cfq_vf_load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+CFQ_INLINE cfq_vf cfq_vf_load_bf16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p)), 16));
+}
+/* 16 halves; streamed as 2 x 16 bytes (dst is 16-byte aligned). */
+CFQ_INLINE void cfq_vh_put(uint16_t *p, __m256i h, int stream)
+{
+    if (stream) {
+        _mm_stream_si128((__m128i *)(void *)p, _mm256_castsi256_si128(h));
+        _mm_stream_si128((__m128i *)(void *)(p + 8), _mm256_extracti128_si256(h, 1));
+    } else {
+        _mm256_storeu_si256((__m256i *)(void *)p, h);
+    }
+}
+CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
+{
+    cfq_vh_put(p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT), stream);
+}
+/* To nearest even on the bits; NaN to the quiet NaN 0x7fc0 with its sign
+ * (see cfq_f32_to_bf16). */
+CFQ_INLINE void cfq_vf_store_bf16(uint16_t *p, cfq_vf v, int stream)
+{
+    const __m512i u = _mm512_castps_si512(v), top = _mm512_srli_epi32(u, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), _mm512_and_si512(top, _mm512_set1_epi32(1))), 16);
+    const __m512i quiet = _mm512_or_si512(_mm512_and_si512(top, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7fc0));
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    cfq_vh_put(p, _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet)), stream);
+}
+#ifdef CFQ_VF_BF16_NATIVE
+/* AVX512-BF16's conversion (to nearest even), NaN lanes made quiet 0x7fc0
+ * with their sign as above (the instruction keeps payload bits). */
+CFQ_INLINE void cfq_vf_store_bf16_native(uint16_t *p, cfq_vf v, int stream)
+{
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m256i quiet = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)),
+                                          _mm256_set1_epi16(0x7fc0));
+    cfq_vh_put(p, _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet), stream);
+}
+#endif
 
 CFQ_INLINE cfq_vf cfq_vf_add(cfq_vf a, cfq_vf b) { return _mm512_add_ps(a, b); }
 CFQ_INLINE cfq_vf cfq_vf_sub(cfq_vf a, cfq_vf b) { return _mm512_sub_ps(a, b); }
@@ -73,6 +122,7 @@ CFQ_INLINE cfq_vb cfq_vb_not(cfq_vb a) { return (cfq_vb)~a; }
 CFQ_INLINE cfq_vb cfq_vb_none(void) { return 0; }
 CFQ_INLINE int cfq_vb_all(cfq_vb f) { return f == (cfq_vb)0xffff; }
 CFQ_INLINE int cfq_vb_any(cfq_vb f) { return f != 0; }
+CFQ_INLINE unsigned cfq_vb_bits(cfq_vb f) { return f; }
 CFQ_INLINE cfq_vb cfq_vb_load(const uint32_t *words)
 {
     const __m512i w = _mm512_loadu_si512((const void *)words);
@@ -90,6 +140,8 @@ CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
     return _mm_mask_mov_epi8(_mm_mask_add_epi8(c, above, c, _mm_set1_epi8(CFQ_REGION_ABOVE)), none,
                              _mm_set1_epi8(CFQ_REGION_NONE));
 }
+/* f ? a : k. */
+CFQ_INLINE cfq_vi cfq_vi_blend(cfq_vb f, cfq_vi a, int k) { return _mm_mask_blend_epi8(f, _mm_set1_epi8((char)k), a); }
 CFQ_INLINE cfq_vb cfq_vi_eq(cfq_vi v, int k) { return _mm_cmpeq_epi8_mask(v, _mm_set1_epi8((char)k)); }
 CFQ_INLINE cfq_vb cfq_vi_has(cfq_vi v, int bit) { return _mm_test_epi8_mask(v, _mm_set1_epi8((char)bit)); }
 CFQ_INLINE cfq_vb cfq_vi_gt(cfq_vi v, int k) { return _mm_cmpgt_epu8_mask(v, _mm_set1_epi8((char)k)); }

@@ -28,6 +28,7 @@ const char *cfq_strerror(int code)
     case CFQ_ENOMEM: return "out of memory";
     case CFQ_ESHAPE: return "array sizes are too large";
     case CFQ_EREGION: return "region holds a byte that is not a region code (0, 1, 2, 3, 4 or 8)";
+    case CFQ_EDTYPE: return "dtype must be CFQ_FLOAT32, CFQ_FLOAT16 or CFQ_BFLOAT16";
     default: return "unknown cfq error code";
     }
 }
@@ -62,6 +63,7 @@ void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_p
     p->one = 1.0f;
     p->zero = 0.0f;
     p->stream = 0;
+    p->dtype = CFQ_FLOAT32;
 }
 
 /* Checks shared by every op taking (min, max, num_bits, narrow_range); fills
@@ -125,7 +127,7 @@ const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
 
 /* Non-temporal stores only pay for outputs past the last-level cache, and
  * need 16-byte alignment. */
-int cfq_should_stream(size_t n, const float *out)
+int cfq_should_stream(size_t n, const void *out)
 {
     return n >= CFQ_STREAM_MIN && ((uintptr_t)out & 15) == 0;
 }
@@ -163,6 +165,18 @@ const cfq_capi *cfq_capi_table(void)
         cfq_fq_per_channel_grad,
         cfq_fq_vars_and_region,
         cfq_fq_region_grad,
+        cfq_fq_per_channel_and_region,
+        cfq_fq_per_channel_region_grad,
+        cfq_fq_vars_grad_typed,
+        cfq_fq_vars_typed,
+        cfq_fq_args_typed,
+        cfq_fq_args_grad_typed,
+        cfq_fq_per_channel_typed,
+        cfq_fq_per_channel_grad_typed,
+        cfq_fq_vars_and_region_typed,
+        cfq_fq_region_grad_typed,
+        cfq_fq_per_channel_and_region_typed,
+        cfq_fq_per_channel_region_grad_typed,
     };
     return &table;
 }

@@ -65,11 +65,12 @@ static int cfq_cpu_runs(int isa)
     {
         unsigned r[4], max_leaf, ebx7;
         unsigned long long xcr0;
-        int osxsave_avx;
+        int osxsave_avx, f16c;
         cfq_cpuid(0, 0, r);
         max_leaf = r[0];
         cfq_cpuid(1, 0, r);
         osxsave_avx = ((r[2] >> 27) & 1u) && ((r[2] >> 28) & 1u);
+        f16c = (r[2] >> 29) & 1u;
         if (!osxsave_avx || max_leaf < 7)
             return 0;
         xcr0 = cfq_xgetbv0();
@@ -77,8 +78,8 @@ static int cfq_cpu_runs(int isa)
         ebx7 = r[1];
         if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */
             return 0;
-        if (isa == CFQ_ISA_AVX2)
-            return (int)((ebx7 >> 5) & 1u);
+        if (isa == CFQ_ISA_AVX2) /* with F16C, as every AVX2 CPU has */
+            return ((ebx7 >> 5) & 1u) && f16c;
         if (isa == CFQ_ISA_AVX512) /* F, BW, VL, plus opmask and both ZMM states */
             return ((ebx7 >> 16) & 1u) && ((ebx7 >> 30) & 1u) && ((ebx7 >> 31) & 1u) &&
                    (xcr0 & 0xe0) == 0xe0;
@@ -91,11 +92,30 @@ static int cfq_cpu_runs(int isa)
 #endif
 }
 
+/* 1 if the CPU and OS run AVX512-BF16 (leaf 7, sub-leaf 1, EAX bit 5), on top
+ * of the AVX-512 path. */
+static int cfq_cpu_runs_bf16(void)
+{
+#ifdef CFQ_X86
+    unsigned r[4];
+    if (!cfq_cpu_runs(CFQ_ISA_AVX512))
+        return 0;
+    cfq_cpuid(7, 0, r);
+    if (r[0] < 1) /* highest sub-leaf of leaf 7 */
+        return 0;
+    cfq_cpuid(7, 1, r);
+    return (int)((r[0] >> 5) & 1u);
+#else
+    return 0;
+#endif
+}
+
 /* ---- The active path, resolved once ------------------------------------- */
 
 /* Filled once by cfq_resolve_once(): CPUID can cost microseconds under a
  * hypervisor, so it must never run per call. */
 static int cfq_runnable[CFQ_ISA_COUNT];
+static int cfq_bf16_runnable;
 static int cfq_active = CFQ_ISA_SCALAR;
 static int cfq_env_status = CFQ_OK;
 static void cfq_init(void);
@@ -135,6 +155,7 @@ static void cfq_resolve_once(void)
 
     for (isa = 0; isa < CFQ_ISA_COUNT; isa++)
         cfq_runnable[isa] = cfq_tables[isa]->vars_grad != NULL && cfq_cpu_runs(isa);
+    cfq_bf16_runnable = cfq_cpu_runs_bf16();
     cfq_active = CFQ_ISA_SCALAR;
     for (k = 0; k < sizeof preference / sizeof preference[0]; k++) {
         if (cfq_runnable[preference[k]]) {
@@ -185,6 +206,16 @@ int cfq_isa_env_status(void)
     return cfq_env_status;
 }
 
+int cfq_kernel_dtype(const cfq_kernels *k, int dtype)
+{
+    if (dtype == CFQ_FLOAT32 || dtype == CFQ_FLOAT16)
+        return dtype;
+    if (dtype != CFQ_BFLOAT16)
+        return -1;
+    cfq_init();
+    return k->bf16_native && cfq_bf16_runnable ? CFQ_BFLOAT16_NATIVE : CFQ_BFLOAT16;
+}
+
 const cfq_kernels *cfq_resolve(const cfq_exec *exec, int *err)
 {
     int isa = exec != NULL ? exec->isa : CFQ_ISA_AUTO;
@@ -226,9 +257,10 @@ void cfq_fpenv_enter(cfq_fpenv *env)
 #elif defined(__aarch64__) && defined(__GNUC__)
     {
         /* FZ (bit 24) on; round to nearest (bits 22-23), no default NaN (bit
-         * 25), no trap enables (bits 8-12, 15). */
+         * 25), no trap enables (bits 8-12, 15), FZ16 (bit 19) off: float16
+         * conversions keep subnormals, as NumPy's do. */
         unsigned long long fpcr = env->saved;
-        fpcr &= ~((3ull << 22) | (1ull << 25) | 0x9f00ull);
+        fpcr &= ~((3ull << 22) | (1ull << 25) | (1ull << 19) | 0x9f00ull);
         fpcr |= 1ull << 24;
         __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
     }

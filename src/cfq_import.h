@@ -48,11 +48,12 @@ static const cfq_capi *cfq_import(void)
         PyErr_SetString(PyExc_ImportError, "cfq._core._C_API is not a cfq C API capsule");
         return NULL;
     }
-    if (api->abi_version != CFQ_CAPI_VERSION || api->size < sizeof(cfq_capi)) {
+    /* Tables only grow (see cfq.h): a newer cfq serves older extensions. */
+    if (api->abi_version < CFQ_CAPI_VERSION || api->size < sizeof(cfq_capi)) {
         PyErr_Format(PyExc_ImportError,
-                     "cfq C API version mismatch: this extension was built against version %d "
+                     "cfq C API too old: this extension was built against version %d "
                      "(table of %d bytes), the installed cfq provides version %u (%u bytes); "
-                     "rebuild the extension against the installed cfq",
+                     "upgrade cfq, or rebuild the extension against the installed one",
                      CFQ_CAPI_VERSION, (int)sizeof(cfq_capi), api->abi_version, api->size);
         return NULL;
     }

@@ -50,6 +50,14 @@
 #define CFQ_ERR_LANES 4
 #define CFQ_BLOCK 64
 
+/* Element types inside the core: cfq.h's CFQ_FLOAT32, CFQ_FLOAT16 and
+ * CFQ_BFLOAT16, plus bfloat16 stored with AVX512-BF16's conversion, which
+ * the entry points choose where the table has it and the CPU runs it. */
+#define CFQ_BFLOAT16_NATIVE 3
+
+/* Bytes of one element of a dtype. */
+#define CFQ_ELEMENT_SIZE(dt) ((dt) == CFQ_FLOAT32 ? (size_t)4 : (size_t)2)
+
 /* TensorFlow's Nudge() result, plus what the forward ops derive from it. */
 typedef struct cfq_params {
     float nudged_min;
@@ -65,6 +73,7 @@ typedef struct cfq_params {
     /* Outputs too big for the caches, 16-byte aligned: kernels may store them
      * with non-temporal stores. */
     int stream;
+    int dtype; /* of the gradients, inputs and outputs */
 } cfq_params;
 
 /* Sums of float terms: p holds each lane's partial of the current block,
@@ -100,6 +109,7 @@ typedef struct cfq_channel_params {
     float one; /* see cfq_params.one */
     float zero;
     int stream; /* see cfq_params.stream (rows 16-byte aligned too) */
+    int dtype;
 } cfq_channel_params;
 
 /* Per-channel compensated sums: channel c adds one term per row, in row
@@ -113,31 +123,37 @@ typedef struct cfq_channel_sums {
 
 /* ---- The kernel table: one per ISA file ---------------------------------- */
 
+/* Arrays are of p->dtype (cp->dtype): float, or the 16-bit types' bits. */
+
 /* A chunk of FakeQuantWithMinMaxVarsGradient (n <= CFQ_CHUNK): writes
  * dx[0..n) and the chunk's two sums (below min, above max). */
-typedef void (*cfq_vars_grad_fn)(const float *g, const float *x, size_t n, const cfq_params *p,
-                                 float *dx, double sums[2]);
-/* Forward fake quantization of x[0..n) with one set of parameters. */
-typedef void (*cfq_forward_fn)(const float *x, size_t n, const cfq_params *p, float *out);
-/* dx = g * inside, without sums (the args gradient). */
-typedef void (*cfq_args_grad_fn)(const float *g, const float *x, size_t n, const cfq_params *p,
-                                 float *dx);
-/* Per-channel ops over the last axis: `rows` rows `stride` floats apart,
- * each with channels [0, m) of the block described by cp. */
-typedef void (*cfq_per_channel_forward_fn)(const float *x, size_t rows, size_t stride, size_t m,
-                                           const cfq_channel_params *cp, float *out);
-typedef void (*cfq_per_channel_grad_fn)(const float *g, const float *x, size_t rows,
-                                        size_t stride, size_t m, const cfq_channel_params *cp,
-                                        float *dx, cfq_channel_sums *acc);
-/* The vars forward op that also writes region codes (CFQ_REGION_* in
- * cfq.h), one byte per element, for the region-code gradient. */
-typedef void (*cfq_region_forward_fn)(const float *x, size_t n, const cfq_params *p, float *out,
-                                      unsigned char *region);
+typedef void (*cfq_vars_grad_fn)(const void *g, const void *x, size_t n, const cfq_params *p,
+                                 void *dx, double sums[2]);
 /* A chunk of the region-code gradient (n <= CFQ_CHUNK): the same bits as
- * cfq_vars_grad_fn on the inputs that made the codes.  Returns nonzero if it
- * met a byte that is not a region code. */
-typedef int (*cfq_region_grad_fn)(const float *g, const unsigned char *region, size_t n,
-                                  const cfq_params *p, float *dx, double sums[2]);
+ * cfq_vars_grad_fn on the inputs that made the codes (CFQ_REGION_* in
+ * cfq.h).  Returns nonzero if it met a byte that is not a region code. */
+typedef int (*cfq_region_grad_fn)(const void *g, const unsigned char *region, size_t n,
+                                  const cfq_params *p, void *dx, double sums[2]);
+/* Forward fake quantization of x[0..n) with one set of parameters, and the
+ * region codes, one byte per element, where region is not NULL. */
+typedef void (*cfq_forward_fn)(const void *x, size_t n, const cfq_params *p, void *out,
+                               unsigned char *region);
+/* dx = g * inside, without sums (the args gradient). */
+typedef void (*cfq_args_grad_fn)(const void *g, const void *x, size_t n, const cfq_params *p,
+                                 void *dx);
+/* Per-channel ops over the last axis: `rows` rows `stride` elements apart,
+ * each with channels [0, m) of the block described by cp; codes and sums
+ * as above. */
+typedef void (*cfq_per_channel_forward_fn)(const void *x, size_t rows, size_t stride, size_t m,
+                                           const cfq_channel_params *cp, void *out,
+                                           unsigned char *region);
+typedef void (*cfq_per_channel_grad_fn)(const void *g, const void *x, size_t rows,
+                                        size_t stride, size_t m, const cfq_channel_params *cp,
+                                        void *dx, cfq_channel_sums *acc);
+typedef int (*cfq_per_channel_region_grad_fn)(const void *g, const unsigned char *region,
+                                              size_t rows, size_t stride, size_t m,
+                                              const cfq_channel_params *cp, void *dx,
+                                              cfq_channel_sums *acc);
 
 /* Field names are the kernels' stems: cfq_scalar.c and cfq_simd_kernels.h
  * define cfq_<stem> for each.  An ISA file compiled for another target
@@ -145,13 +161,14 @@ typedef int (*cfq_region_grad_fn)(const float *g, const unsigned char *region, s
 typedef struct cfq_kernels {
     const char *name;
     cfq_vars_grad_fn vars_grad;
+    cfq_region_grad_fn region_grad;
     cfq_forward_fn vars_forward; /* divides by scale, as TF's vars op */
     cfq_forward_fn args_forward; /* multiplies by inv_scale, as TF's args op */
     cfq_args_grad_fn args_grad;
     cfq_per_channel_forward_fn per_channel_forward;
     cfq_per_channel_grad_fn per_channel_grad;
-    cfq_region_forward_fn region_forward;
-    cfq_region_grad_fn region_grad;
+    cfq_per_channel_region_grad_fn per_channel_region_grad;
+    int bf16_native; /* handles CFQ_BFLOAT16_NATIVE */
 } cfq_kernels;
 
 extern CFQ_HIDDEN const cfq_kernels cfq_kernels_scalar;
@@ -167,17 +184,21 @@ CFQ_HIDDEN const cfq_kernels *cfq_resolve(const cfq_exec *exec, int *err);
 /* The kernel table for a call, after checking exec (NULL: active, 1 thread). */
 CFQ_HIDDEN const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc);
 
-/* cfq_fq_vars_grad() on a given table, arguments already checked for NULL
- * (tests use it to run a table the dispatcher would not pick). */
-CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, const float *gradients,
-                                 const float *inputs, size_t n, float min, float max,
-                                 int num_bits, int narrow_range, float *backprops_wrt_input,
+/* cfq_fq_vars_grad_typed() on a given table, arguments already checked for
+ * NULL (tests use it to run a table the dispatcher would not pick). */
+CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, int dtype, const void *gradients,
+                                 const void *inputs, size_t n, float min, float max,
+                                 int num_bits, int narrow_range, void *backprops_wrt_input,
                                  float *backprop_wrt_min, float *backprop_wrt_max, int threads);
+/* The dtype the kernels of table k get for a public dtype (bfloat16 with
+ * the native conversion where k has it and the CPU runs AVX512-BF16), or -1
+ * for a dtype that is not one of cfq.h's. */
+CFQ_HIDDEN int cfq_kernel_dtype(const cfq_kernels *k, int dtype);
 
 /* The float a compensated sum rounds to; NaN is always 0x7fc00000. */
 CFQ_HIDDEN float cfq_sum_result(const cfq_sum *sum);
-/* Whether an output of n floats at out is stored past the caches. */
-CFQ_HIDDEN int cfq_should_stream(size_t n, const float *out);
+/* Whether an output of n elements at out is stored past the caches. */
+CFQ_HIDDEN int cfq_should_stream(size_t n, const void *out);
 /* outer * channels * inner, or CFQ_ESHAPE if it overflows. */
 CFQ_HIDDEN int cfq_count(size_t outer, size_t channels, size_t inner, size_t *total);
 
@@ -198,6 +219,8 @@ CFQ_HIDDEN void cfq_channel_params_make(const float *min, const float *max, size
  * must not depend on which thread runs them. */
 typedef void (*cfq_task_fn)(void *ctx, size_t task);
 CFQ_HIDDEN void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx);
+/* Sets *flag to 1, atomically: tasks of one job may note the same flag. */
+CFQ_HIDDEN void cfq_flag_set(int *flag);
 
 /* The FP environment TF runs its kernels in: flush-to-zero and
  * denormals-are-zero, round to nearest, exceptions masked. */

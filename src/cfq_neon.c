@@ -66,6 +66,39 @@ CFQ_INLINE void cfq_vf_store_lanes(float *p, cfq_vb f, cfq_vf v)
 }
 CFQ_INLINE void cfq_vfence(void) {}
 
+CFQ_INLINE cfq_vf cfq_vf_load_f16(const uint16_t *p)
+{
+    return cfq_vf_of(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))),
+                     vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p + 4))));
+}
+CFQ_INLINE float32x4_t cfq_bf16x4(const uint16_t *p)
+{
+    return vreinterpretq_f32_u32(vshlq_n_u32(vmovl_u16(vld1_u16(p)), 16));
+}
+CFQ_INLINE cfq_vf cfq_vf_load_bf16(const uint16_t *p) { return cfq_vf_of(cfq_bf16x4(p), cfq_bf16x4(p + 4)); }
+/* No non-temporal store: stream is ignored. */
+CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
+{
+    (void)stream;
+    vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v.lo)));
+    vst1_u16(p + 4, vreinterpret_u16_f16(vcvt_f16_f32(v.hi)));
+}
+/* To nearest even on the bits; NaN to the quiet NaN 0x7fc0 with its sign
+ * (see cfq_f32_to_bf16). */
+CFQ_INLINE uint16x4_t cfq_to_bf16x4(float32x4_t v)
+{
+    const uint32x4_t u = vreinterpretq_u32_f32(v), top = vshrq_n_u32(u, 16);
+    const uint32x4_t rounded = vshrq_n_u32(vaddq_u32(vaddq_u32(u, vdupq_n_u32(0x7fffu)), vandq_u32(top, vdupq_n_u32(1u))), 16);
+    const uint32x4_t quiet = vorrq_u32(vandq_u32(top, vdupq_n_u32(0x8000u)), vdupq_n_u32(0x7fc0u));
+    return vmovn_u32(vbslq_u32(vceqq_f32(v, v), rounded, quiet));
+}
+CFQ_INLINE void cfq_vf_store_bf16(uint16_t *p, cfq_vf v, int stream)
+{
+    (void)stream;
+    vst1_u16(p, cfq_to_bf16x4(v.lo));
+    vst1_u16(p + 4, cfq_to_bf16x4(v.hi));
+}
+
 CFQ_INLINE cfq_vf cfq_vf_add(cfq_vf a, cfq_vf b) { return cfq_vf_of(vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)); }
 CFQ_INLINE cfq_vf cfq_vf_sub(cfq_vf a, cfq_vf b) { return cfq_vf_of(vsubq_f32(a.lo, b.lo), vsubq_f32(a.hi, b.hi)); }
 CFQ_INLINE cfq_vf cfq_vf_mul(cfq_vf a, cfq_vf b) { return cfq_vf_of(vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)); }
@@ -114,6 +147,11 @@ CFQ_INLINE cfq_vb cfq_vb_not(cfq_vb a) { return cfq_vb_of(vmvnq_u32(a.lo), vmvnq
 CFQ_INLINE cfq_vb cfq_vb_none(void) { return cfq_vb_of(vdupq_n_u32(0), vdupq_n_u32(0)); }
 CFQ_INLINE int cfq_vb_all(cfq_vb f) { return vminvq_u32(vandq_u32(f.lo, f.hi)) == 0xffffffffu; }
 CFQ_INLINE int cfq_vb_any(cfq_vb f) { return vmaxvq_u32(vorrq_u32(f.lo, f.hi)) != 0; }
+CFQ_INLINE unsigned cfq_vb_bits(cfq_vb f)
+{
+    static const uint32_t weight[8] = {1, 2, 4, 8, 16, 32, 64, 128};
+    return vaddvq_u32(vandq_u32(f.lo, vld1q_u32(weight))) + vaddvq_u32(vandq_u32(f.hi, vld1q_u32(weight + 4)));
+}
 CFQ_INLINE cfq_vb cfq_vb_load(const uint32_t *words) { return cfq_vb_of(vld1q_u32(words), vld1q_u32(words + 4)); }
 
 CFQ_INLINE cfq_vi cfq_vi_load_codes(const unsigned char *p)
@@ -135,6 +173,12 @@ CFQ_INLINE uint32x4_t cfq_codes4(uint32x4_t below, uint32x4_t above, uint32x4_t 
 CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
 {
     return cfq_vi_of(cfq_codes4(below.lo, above.lo, none.lo), cfq_codes4(below.hi, above.hi, none.hi));
+}
+/* f ? a : k. */
+CFQ_INLINE cfq_vi cfq_vi_blend(cfq_vb f, cfq_vi a, int k)
+{
+    const uint32x4_t kk = vdupq_n_u32((uint32_t)k);
+    return cfq_vi_of(vbslq_u32(f.lo, a.lo, kk), vbslq_u32(f.hi, a.hi, kk));
 }
 CFQ_INLINE cfq_vb cfq_vi_eq(cfq_vi v, int k)
 {

@@ -1,11 +1,12 @@
 /*
- * cfq_per_channel.c -- FakeQuantWithMinMaxVarsPerChannel and its gradient on
- * a C-contiguous array viewed as [outer, channels, inner], so the channel
- * axis may be anywhere.  inner == 1 (TF's layout) runs the kernels that
- * vectorize across channels, in blocks of CFQ_CHANNEL_BLOCK channels; inner > 1
- * runs the one-parameter kernels on each contiguous run of a channel.
- * Threads split whole channel blocks or channels, so each channel's sums are
- * made by one thread in a fixed order: the same bits for any thread count.
+ * cfq_per_channel.c -- FakeQuantWithMinMaxVarsPerChannel and its gradient
+ * (from inputs or from region codes) on a C-contiguous array viewed as
+ * [outer, channels, inner], so the channel axis may be anywhere.  inner == 1
+ * (TF's layout) runs the kernels that vectorize across channels, in blocks
+ * of CFQ_CHANNEL_BLOCK channels; inner > 1 runs the one-parameter kernels on
+ * each contiguous run of a channel.  Threads split whole channel blocks or
+ * channels, so each channel's sums are made by one thread in a fixed order:
+ * the same bits for any thread count.
  */
 #include <string.h>
 
@@ -13,11 +14,17 @@
 
 typedef struct cfq_per_channel_job {
     const cfq_kernels *k;
-    const float *g, *x, *min, *max;
-    float *out, *dmin, *dmax;
+    const void *g, *x;
+    const unsigned char *codes; /* region codes in (the region gradient) */
+    const float *min, *max;     /* NULL for the region gradient */
+    void *out;
+    unsigned char *region;      /* region codes out, or NULL */
+    float *dmin, *dmax;
     size_t outer, channels, inner;
     int num_bits, narrow_range;
+    int dtype;  /* the kernels' */
     int stream; /* outputs past the caches, every run or row 16-byte aligned */
+    int bad;    /* a task met a byte that is no region code */
 } cfq_per_channel_job;
 
 /* Checks every channel's min/max before anything is written. */
@@ -49,6 +56,7 @@ void cfq_channel_params_make(const float *min, const float *max, size_t c0, size
     cp->one = 1.0f;
     cp->zero = 0.0f;
     cp->stream = 0;
+    cp->dtype = CFQ_FLOAT32;
 }
 
 static size_t cfq_block_size(const cfq_per_channel_job *j, size_t block)
@@ -57,32 +65,56 @@ static size_t cfq_block_size(const cfq_per_channel_job *j, size_t block)
     return j->channels - c0 < CFQ_CHANNEL_BLOCK ? j->channels - c0 : CFQ_CHANNEL_BLOCK;
 }
 
+/* The parameters of a block of channels, or, for the region gradient
+ * (which reads only one, zero and the dtype), none. */
+static void cfq_block_params(const cfq_per_channel_job *j, size_t c0, size_t m, cfq_channel_params *cp)
+{
+    if (j->min != NULL) {
+        cfq_channel_params_make(j->min, j->max, c0, m, j->num_bits, j->narrow_range, cp);
+    } else {
+        cp->one = 1.0f;
+        cp->zero = 0.0f;
+        cp->stream = 0;
+    }
+    cp->dtype = j->dtype;
+}
+
 /* inner == 1: one block of channels, all rows. */
 static void cfq_per_channel_forward_block(void *ctx, size_t block)
 {
     const cfq_per_channel_job *j = (const cfq_per_channel_job *)ctx;
     const size_t c0 = block * CFQ_CHANNEL_BLOCK, m = cfq_block_size(j, block);
     cfq_channel_params cp;
-    cfq_channel_params_make(j->min, j->max, c0, m, j->num_bits, j->narrow_range, &cp);
+    cfq_block_params(j, c0, m, &cp);
     cp.stream = j->stream;
-    j->k->per_channel_forward(j->x + c0, j->outer, j->channels, m, &cp, j->out + c0);
+    j->k->per_channel_forward(cfq_in(j->dtype, j->x, c0), j->outer, j->channels, m, &cp,
+                              cfq_out(j->dtype, j->out, c0), j->region != NULL ? j->region + c0 : NULL);
 }
 
 static void cfq_per_channel_grad_block(void *ctx, size_t block)
 {
-    const cfq_per_channel_job *j = (const cfq_per_channel_job *)ctx;
+    cfq_per_channel_job *j = (cfq_per_channel_job *)ctx;
     const size_t c0 = block * CFQ_CHANNEL_BLOCK, m = cfq_block_size(j, block);
+    const int dt = j->dtype;
     cfq_channel_params cp;
     cfq_channel_sums acc;
     size_t c;
-    cfq_channel_params_make(j->min, j->max, c0, m, j->num_bits, j->narrow_range, &cp);
+    cfq_block_params(j, c0, m, &cp);
     memset(&acc, 0, sizeof acc);
-    j->k->per_channel_grad(j->g + c0, j->x + c0, j->outer, j->channels, m, &cp, j->out + c0, &acc);
+    if (j->codes != NULL) {
+        if (j->k->per_channel_region_grad(cfq_in(dt, j->g, c0), j->codes + c0, j->outer, j->channels, m,
+                                          &cp, cfq_out(dt, j->out, c0), &acc))
+            cfq_flag_set(&j->bad);
+    } else {
+        j->k->per_channel_grad(cfq_in(dt, j->g, c0), cfq_in(dt, j->x, c0), j->outer, j->channels, m, &cp,
+                               cfq_out(dt, j->out, c0), &acc);
+    }
     for (c = 0; c < m; c++) {
         const cfq_sum below = {acc.below_s[c], acc.below_c[c]};
         const cfq_sum above = {acc.above_s[c], acc.above_c[c]};
-        j->dmin[c0 + c] = cp.keep[c] ? cfq_sum_result(&below) : 0.0f;
-        j->dmax[c0 + c] = cp.keep[c] ? cfq_sum_result(&above) : 0.0f;
+        const int keep = j->codes != NULL || cp.keep[c];
+        j->dmin[c0 + c] = keep ? cfq_sum_result(&below) : 0.0f;
+        j->dmax[c0 + c] = keep ? cfq_sum_result(&above) : 0.0f;
     }
 }
 
@@ -90,38 +122,55 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
 static void cfq_per_channel_forward_channel(void *ctx, size_t c)
 {
     const cfq_per_channel_job *j = (const cfq_per_channel_job *)ctx;
+    const int dt = j->dtype;
     cfq_params p;
     size_t o;
     cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, &p);
     p.stream = j->stream;
+    p.dtype = dt;
     for (o = 0; o < j->outer; o++) {
         const size_t at = (o * j->channels + c) * j->inner;
-        if (p.passthrough)
-            memset(j->out + at, 0, j->inner * sizeof(float)); /* TF writes +0.0 */
-        else
-            j->k->args_forward(j->x + at, j->inner, &p, j->out + at);
+        unsigned char *region = j->region != NULL ? j->region + at : NULL;
+        if (p.passthrough) {
+            memset(cfq_out(dt, j->out, at), 0, j->inner * CFQ_ELEMENT_SIZE(dt)); /* TF writes +0.0 */
+            if (region != NULL)
+                memset(region, CFQ_REGION_PASS, j->inner);
+        } else {
+            j->k->args_forward(cfq_in(dt, j->x, at), j->inner, &p, cfq_out(dt, j->out, at), region);
+        }
     }
 }
 
 static void cfq_per_channel_grad_channel(void *ctx, size_t c)
 {
-    const cfq_per_channel_job *j = (const cfq_per_channel_job *)ctx;
+    cfq_per_channel_job *j = (cfq_per_channel_job *)ctx;
+    const int dt = j->dtype;
     cfq_params p;
     cfq_sum below = {0.0, 0.0}, above = {0.0, 0.0};
     size_t o, off;
-    cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, &p);
+    if (j->codes != NULL)
+        cfq_params_make(0.0f, 1.0f, 8, 0, &p); /* the region gradient reads one, zero, stream, dtype */
+    else
+        cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, &p);
     p.stream = j->stream;
+    p.dtype = dt;
     for (o = 0; o < j->outer; o++) {
         const size_t at = (o * j->channels + c) * j->inner;
         if (p.passthrough) {
-            if (j->out != j->g) /* TF copies: no arithmetic, no flushing */
-                memmove(j->out + at, j->g + at, j->inner * sizeof(float));
+            /* TF copies: no arithmetic, no flushing */
+            cfq_copy(dt, cfq_out(dt, j->out, at), cfq_in(dt, j->g, at), j->inner);
             continue;
         }
         for (off = 0; off < j->inner; off += CFQ_CHUNK) {
             const size_t m = j->inner - off < CFQ_CHUNK ? j->inner - off : CFQ_CHUNK;
+            const size_t e = at + off;
             double sums[2];
-            j->k->vars_grad(j->g + at + off, j->x + at + off, m, &p, j->out + at + off, sums);
+            if (j->codes != NULL) {
+                if (j->k->region_grad(cfq_in(dt, j->g, e), j->codes + e, m, &p, cfq_out(dt, j->out, e), sums))
+                    cfq_flag_set(&j->bad);
+            } else {
+                j->k->vars_grad(cfq_in(dt, j->g, e), cfq_in(dt, j->x, e), m, &p, cfq_out(dt, j->out, e), sums);
+            }
             cfq_twosum_add(&below.s, &below.c, sums[0]);
             cfq_twosum_add(&above.s, &above.c, sums[1]);
         }
@@ -130,20 +179,24 @@ static void cfq_per_channel_grad_channel(void *ctx, size_t c)
     j->dmax[c] = p.passthrough ? 0.0f : cfq_sum_result(&above);
 }
 
-/* Fills the job and checks what both ops share; picks the task split. */
-static int cfq_per_channel_setup(cfq_per_channel_job *j, const float *g, const float *x, size_t outer,
-                        size_t channels, size_t inner, const float *min, const float *max,
-                        int num_bits, int narrow_range, float *out, float *dmin, float *dmax,
-                        const cfq_exec *exec, size_t *tasks, int *threads)
+/* Fills the job and checks what the ops share; picks the task split.  min
+ * and max are NULL for the region gradient. */
+static int cfq_per_channel_setup(cfq_per_channel_job *j, int dtype, const void *g, const void *x,
+                                 const unsigned char *codes, size_t outer, size_t channels,
+                                 size_t inner, const float *min, const float *max, int num_bits,
+                                 int narrow_range, void *out, unsigned char *region, float *dmin,
+                                 float *dmax, const cfq_exec *exec, size_t *tasks, int *threads)
 {
     size_t total;
     int rc;
     memset(j, 0, sizeof *j);
     j->g = g;
     j->x = x;
+    j->codes = codes;
     j->min = min;
     j->max = max;
     j->out = out;
+    j->region = region;
     j->dmin = dmin;
     j->dmax = dmax;
     j->outer = outer;
@@ -154,34 +207,41 @@ static int cfq_per_channel_setup(cfq_per_channel_job *j, const float *g, const f
     rc = cfq_count(outer, channels, inner, &total);
     if (rc != CFQ_OK)
         return rc;
-    if ((total > 0 && (j->x == NULL || j->g == NULL || j->out == NULL)) ||
-        (j->channels > 0 && (j->min == NULL || j->max == NULL)))
+    if (total > 0 && ((codes == NULL && x == NULL) || g == NULL || out == NULL))
         return CFQ_ENULL;
-    if ((rc = cfq_per_channel_check(j->min, j->max, j->channels, j->num_bits)) != CFQ_OK)
-        return rc;
+    if (codes == NULL) {
+        if (channels > 0 && (min == NULL || max == NULL))
+            return CFQ_ENULL;
+        if ((rc = cfq_per_channel_check(min, max, channels, num_bits)) != CFQ_OK)
+            return rc;
+    }
     if ((j->k = cfq_exec_kernels(exec, &rc)) == NULL)
         return rc;
+    if ((j->dtype = cfq_kernel_dtype(j->k, dtype)) < 0)
+        return CFQ_EDTYPE;
     if (j->channels == 1) { /* one channel: the whole array is one run */
         j->inner *= j->outer;
         j->outer = 1;
     }
-    j->stream = cfq_should_stream(total, out) && (j->inner == 1 ? j->channels : j->inner) % 4 == 0;
+    j->stream = cfq_should_stream(total, out) && (j->inner == 1 ? j->channels : j->inner) % 8 == 0;
     *tasks = j->inner == 1 ? j->channels / CFQ_CHANNEL_BLOCK + (j->channels % CFQ_CHANNEL_BLOCK != 0)
                            : j->channels;
     *threads = exec != NULL ? exec->threads : 1;
     return CFQ_OK;
 }
 
-int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_t inner,
-                       const float *min, const float *max, int num_bits, int narrow_range,
-                       float *outputs, const cfq_exec *exec)
+/* The forward op, with region codes where region is not NULL. */
+static int cfq_per_channel_forward(int dtype, const void *inputs, size_t outer, size_t channels,
+                                   size_t inner, const float *min, const float *max, int num_bits,
+                                   int narrow_range, void *outputs, unsigned char *region,
+                                   const cfq_exec *exec)
 {
     cfq_per_channel_job j;
     cfq_fpenv env;
     size_t tasks = 0;
     int threads = 1, rc;
-    rc = cfq_per_channel_setup(&j, inputs, inputs, outer, channels, inner, min, max, num_bits,
-                      narrow_range, outputs, NULL, NULL, exec, &tasks, &threads);
+    rc = cfq_per_channel_setup(&j, dtype, inputs, inputs, NULL, outer, channels, inner, min, max,
+                               num_bits, narrow_range, outputs, region, NULL, NULL, exec, &tasks, &threads);
     if (rc != CFQ_OK)
         return rc;
     if (j.outer == 0 || j.inner == 0)
@@ -192,19 +252,22 @@ int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_
     return CFQ_OK;
 }
 
-int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t outer,
-                            size_t channels, size_t inner, const float *min, const float *max,
-                            int num_bits, int narrow_range, float *backprops_wrt_input,
-                            float *backprop_wrt_min, float *backprop_wrt_max,
-                            const cfq_exec *exec)
+/* The gradient from inputs (codes NULL) or from region codes (min, max and
+ * inputs NULL). */
+static int cfq_per_channel_gradient(int dtype, const void *gradients, const void *inputs,
+                                    const unsigned char *codes, size_t outer, size_t channels,
+                                    size_t inner, const float *min, const float *max, int num_bits,
+                                    int narrow_range, void *backprops_wrt_input,
+                                    float *backprop_wrt_min, float *backprop_wrt_max,
+                                    const cfq_exec *exec)
 {
     cfq_per_channel_job j;
     cfq_fpenv env;
     size_t tasks = 0;
     int threads = 1, rc;
-    rc = cfq_per_channel_setup(&j, gradients, inputs, outer, channels, inner, min, max, num_bits,
-                      narrow_range, backprops_wrt_input, backprop_wrt_min, backprop_wrt_max, exec,
-                      &tasks, &threads);
+    rc = cfq_per_channel_setup(&j, dtype, gradients, inputs, codes, outer, channels, inner, min, max,
+                               num_bits, narrow_range, backprops_wrt_input, NULL, backprop_wrt_min,
+                               backprop_wrt_max, exec, &tasks, &threads);
     if (rc != CFQ_OK)
         return rc;
     if (channels > 0 && (backprop_wrt_min == NULL || backprop_wrt_max == NULL))
@@ -218,5 +281,89 @@ int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t 
     cfq_fpenv_enter(&env);
     cfq_parallel_for(threads, tasks, j.inner == 1 ? cfq_per_channel_grad_block : cfq_per_channel_grad_channel, &j);
     cfq_fpenv_leave(&env);
-    return CFQ_OK;
+    return j.bad ? CFQ_EREGION : CFQ_OK;
+}
+
+int cfq_fq_per_channel_typed(int dtype, const void *inputs, size_t outer, size_t channels,
+                             size_t inner, const float *min, const float *max, int num_bits,
+                             int narrow_range, void *outputs, const cfq_exec *exec)
+{
+    return cfq_per_channel_forward(dtype, inputs, outer, channels, inner, min, max, num_bits,
+                                   narrow_range, outputs, NULL, exec);
+}
+
+int cfq_fq_per_channel_and_region_typed(int dtype, const void *inputs, size_t outer,
+                                        size_t channels, size_t inner, const float *min,
+                                        const float *max, int num_bits, int narrow_range,
+                                        void *outputs, unsigned char *region,
+                                        const cfq_exec *exec)
+{
+    size_t total;
+    if (cfq_count(outer, channels, inner, &total) == CFQ_OK && total > 0 && region == NULL)
+        return CFQ_ENULL;
+    return cfq_per_channel_forward(dtype, inputs, outer, channels, inner, min, max, num_bits,
+                                   narrow_range, outputs, region, exec);
+}
+
+int cfq_fq_per_channel_grad_typed(int dtype, const void *gradients, const void *inputs,
+                                  size_t outer, size_t channels, size_t inner, const float *min,
+                                  const float *max, int num_bits, int narrow_range,
+                                  void *backprops_wrt_input, float *backprop_wrt_min,
+                                  float *backprop_wrt_max, const cfq_exec *exec)
+{
+    return cfq_per_channel_gradient(dtype, gradients, inputs, NULL, outer, channels, inner, min, max,
+                                    num_bits, narrow_range, backprops_wrt_input, backprop_wrt_min,
+                                    backprop_wrt_max, exec);
+}
+
+int cfq_fq_per_channel_region_grad_typed(int dtype, const void *gradients,
+                                         const unsigned char *region, size_t outer,
+                                         size_t channels, size_t inner,
+                                         void *backprops_wrt_input, float *backprop_wrt_min,
+                                         float *backprop_wrt_max, const cfq_exec *exec)
+{
+    size_t total;
+    if (cfq_count(outer, channels, inner, &total) == CFQ_OK && total > 0 && region == NULL)
+        return CFQ_ENULL;
+    return cfq_per_channel_gradient(dtype, gradients, NULL, region, outer, channels, inner, NULL, NULL,
+                                    2, 0, backprops_wrt_input, backprop_wrt_min, backprop_wrt_max, exec);
+}
+
+/* ---- float32 ------------------------------------------------------------- */
+
+int cfq_fq_per_channel(const float *inputs, size_t outer, size_t channels, size_t inner,
+                       const float *min, const float *max, int num_bits, int narrow_range,
+                       float *outputs, const cfq_exec *exec)
+{
+    return cfq_fq_per_channel_typed(CFQ_FLOAT32, inputs, outer, channels, inner, min, max, num_bits,
+                                    narrow_range, outputs, exec);
+}
+
+int cfq_fq_per_channel_grad(const float *gradients, const float *inputs, size_t outer,
+                            size_t channels, size_t inner, const float *min, const float *max,
+                            int num_bits, int narrow_range, float *backprops_wrt_input,
+                            float *backprop_wrt_min, float *backprop_wrt_max,
+                            const cfq_exec *exec)
+{
+    return cfq_fq_per_channel_grad_typed(CFQ_FLOAT32, gradients, inputs, outer, channels, inner, min,
+                                         max, num_bits, narrow_range, backprops_wrt_input,
+                                         backprop_wrt_min, backprop_wrt_max, exec);
+}
+
+int cfq_fq_per_channel_and_region(const float *inputs, size_t outer, size_t channels, size_t inner,
+                                  const float *min, const float *max, int num_bits, int narrow_range,
+                                  float *outputs, unsigned char *region, const cfq_exec *exec)
+{
+    return cfq_fq_per_channel_and_region_typed(CFQ_FLOAT32, inputs, outer, channels, inner, min, max,
+                                               num_bits, narrow_range, outputs, region, exec);
+}
+
+int cfq_fq_per_channel_region_grad(const float *gradients, const unsigned char *region,
+                                   size_t outer, size_t channels, size_t inner,
+                                   float *backprops_wrt_input, float *backprop_wrt_min,
+                                   float *backprop_wrt_max, const cfq_exec *exec)
+{
+    return cfq_fq_per_channel_region_grad_typed(CFQ_FLOAT32, gradients, region, outer, channels,
+                                                inner, backprops_wrt_input, backprop_wrt_min,
+                                                backprop_wrt_max, exec);
 }

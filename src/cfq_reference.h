@@ -8,6 +8,7 @@
 #define CFQ_REFERENCE_H
 
 #include <math.h>
+#include <string.h>
 
 #include "cfq_internal.h"
 
@@ -67,20 +68,156 @@ static inline double cfq_lanes_total(const cfq_lanes *a)
     return s + c;
 }
 
+/* ---- Element types: conversions written out -------------------------- */
+
+/* float16 bits to float32, exactly (subnormals become normal floats; NaN
+ * keeps its payload, signalling or not, as NumPy converts). */
+static inline float cfq_f16_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    float f;
+    if (exp == 0x1fu) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: normalise */
+        exp = 113u;
+        while ((man & 0x400u) == 0) {
+            man <<= 1;
+            exp--;
+        }
+        bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* float32 to float16 bits, rounding to nearest even as NumPy does:
+ * subnormal results kept, overflow to +-Inf, NaN truncated to its top
+ * payload bits (and kept a NaN). */
+static inline uint16_t cfq_f32_to_f16(float f)
+{
+    uint32_t u, sign, exp, man;
+    memcpy(&u, &f, sizeof u);
+    sign = (u >> 16) & 0x8000u;
+    exp = (u >> 23) & 0xffu;
+    man = u & 0x7fffffu;
+    if (exp == 0xffu) {
+        uint32_t h = 0x7c00u | (man >> 13);
+        if (man != 0 && h == 0x7c00u)
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    if (exp > 142u) /* >= 2^16: past float16's largest, 65504 */
+        return (uint16_t)(sign | 0x7c00u);
+    if (exp >= 113u) { /* a normal float16; rounding may carry into the exponent, or to Inf */
+        const uint32_t h = ((exp - 112u) << 10) | (man >> 13);
+        const uint32_t rest = man & 0x1fffu;
+        return (uint16_t)(sign | (h + (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))));
+    }
+    if (exp >= 102u) { /* a float16 subnormal (or rounds up to the smallest normal) */
+        const uint32_t full = man | 0x800000u, shift = 126u - exp;
+        const uint32_t h = full >> shift, rest = full & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
+        return (uint16_t)(sign | (h + (rest > halfway || (rest == halfway && (h & 1u)))));
+    }
+    return (uint16_t)sign; /* below half the smallest subnormal */
+}
+
+static inline float cfq_bf16_to_f32(uint16_t b)
+{
+    const uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* float32 to bfloat16 bits, rounding to nearest even; NaN becomes the
+ * quiet NaN 0x7fc0 with its sign, as ml_dtypes (Eigen) converts. */
+static inline uint16_t cfq_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The address of element i of an array of dtype dt. */
+CFQ_INLINE const void *cfq_in(int dt, const void *base, size_t i)
+{
+    return (const char *)base + i * CFQ_ELEMENT_SIZE(dt);
+}
+CFQ_INLINE void *cfq_out(int dt, void *base, size_t i)
+{
+    return (char *)base + i * CFQ_ELEMENT_SIZE(dt);
+}
+
+/* Element i of an array of dtype dt, as float32, and back (dt a constant at
+ * each call: the switch folds away). */
+CFQ_INLINE float cfq_load1(int dt, const void *base, size_t i)
+{
+    if (dt == CFQ_FLOAT16)
+        return cfq_f16_to_f32(((const uint16_t *)base)[i]);
+    if (dt != CFQ_FLOAT32)
+        return cfq_bf16_to_f32(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+CFQ_INLINE void cfq_store1(int dt, void *base, size_t i, float v)
+{
+    if (dt == CFQ_FLOAT16)
+        ((uint16_t *)base)[i] = cfq_f32_to_f16(v);
+    else if (dt != CFQ_FLOAT32)
+        ((uint16_t *)base)[i] = cfq_f32_to_bf16(v);
+    else
+        ((float *)base)[i] = v;
+}
+
+/* Element i passed through as TF's pass-through passes a float32 (no
+ * arithmetic, no flushing): its bits, but for a bfloat16 NaN, which the
+ * round trip cast(upcast(g)) makes the quiet NaN 0x7fc0 with its sign. */
+CFQ_INLINE void cfq_copy1(int dt, void *dst, const void *src, size_t i)
+{
+    if (dt == CFQ_FLOAT32) {
+        ((float *)dst)[i] = ((const float *)src)[i];
+    } else {
+        const uint16_t b = ((const uint16_t *)src)[i];
+        ((uint16_t *)dst)[i] =
+            dt != CFQ_FLOAT16 && (b & 0x7fffu) > 0x7f80u ? (uint16_t)((b & 0x8000u) | 0x7fc0u) : b;
+    }
+}
+
+/* n elements passed through (see cfq_copy1); dst may be src. */
+CFQ_INLINE void cfq_copy(int dt, void *dst, const void *src, size_t n)
+{
+    size_t i;
+    if (dt == CFQ_FLOAT32 || dt == CFQ_FLOAT16) {
+        if (dst != src)
+            memmove(dst, src, n * CFQ_ELEMENT_SIZE(dt));
+        return;
+    }
+    for (i = 0; i < n; i++)
+        cfq_copy1(dt, dst, src, i);
+}
+
+/* ---- One element at a time ------------------------------------------- */
+
 /* Elements [i, n) of the vars gradient, as TF writes it: masks are 1.0f or
  * 0.0f and multiply the gradient, so -0.0 and NaN come out as TF's do. */
-static inline void cfq_vars_grad_range(const float *g, const float *x,
-                                       size_t i, size_t n,
-                                       const cfq_params *p, float *dx,
-                                       cfq_lanes *below, cfq_lanes *above)
+CFQ_INLINE void cfq_vars_grad_range(int dt, const void *g, const void *x, size_t i, size_t n,
+                                    const cfq_params *p, void *dx, cfq_lanes *below,
+                                    cfq_lanes *above)
 {
     const float lo = p->nudged_min, hi = p->nudged_max, one = p->one, zero = p->zero;
     for (; i < n; i++) {
-        const float gi = g[i], xi = x[i];
+        const float gi = cfq_load1(dt, g, i), xi = cfq_load1(dt, x, i);
         const float in_mask = (xi >= lo && xi <= hi) ? one : zero;
         const float below_mask = (xi < lo) ? one : zero;
         const float above_mask = (xi > hi) ? one : zero;
-        dx[i] = gi * in_mask;
+        cfq_store1(dt, dx, i, gi * in_mask);
         cfq_lanes_add(below, i, (double)(gi * below_mask));
         cfq_lanes_add(above, i, (double)(gi * above_mask));
     }
@@ -109,61 +246,6 @@ static inline float cfq_forward_mul_one(float x, float lo, float hi, float scale
     return floorf(shifted * inv_scale - quant_zero + 0.5f) * scale;
 }
 
-static inline void cfq_vars_forward_range(const float *x, size_t i, size_t n,
-                                          const cfq_params *p, float *out)
-{
-    for (; i < n; i++)
-        out[i] = cfq_forward_div_one(x[i], p);
-}
-
-static inline void cfq_args_forward_range(const float *x, size_t i, size_t n,
-                                          const cfq_params *p, float *out)
-{
-    for (; i < n; i++)
-        out[i] = cfq_forward_mul_one(x[i], p->nudged_min, p->nudged_max, p->scale,
-                                     p->inv_scale, p->quant_zero);
-}
-
-static inline void cfq_args_grad_range(const float *g, const float *x, size_t i, size_t n,
-                                       const cfq_params *p, float *dx)
-{
-    const float lo = p->nudged_min, hi = p->nudged_max;
-    for (; i < n; i++) {
-        const float xi = x[i];
-        dx[i] = g[i] * ((xi >= lo && xi <= hi) ? p->one : p->zero);
-    }
-}
-
-/* Channels [j, m) of one row of the per-channel forward op. */
-static inline void cfq_per_channel_forward_row(const float *x, size_t j, size_t m,
-                                      const cfq_channel_params *cp, float *out)
-{
-    for (; j < m; j++) {
-        const float v = cfq_forward_mul_one(x[j], cp->nudged_min[j], cp->nudged_max[j],
-                                            cp->scale[j], cp->inv_scale[j], cp->quant_zero[j]);
-        out[j] = cp->keep[j] ? v : 0.0f;
-    }
-}
-
-/* Channels [j, m) of one row of the per-channel gradient. */
-static inline void cfq_per_channel_grad_row(const float *g, const float *x, size_t j, size_t m,
-                                   const cfq_channel_params *cp, float *dx, cfq_channel_sums *acc)
-{
-    for (; j < m; j++) {
-        const float gj = g[j], xj = x[j];
-        const float lo = cp->nudged_min[j], hi = cp->nudged_max[j];
-        if (!cp->keep[j]) {
-            dx[j] = gj; /* TF copies: no arithmetic, no flushing */
-            continue;
-        }
-        dx[j] = gj * ((xj >= lo && xj <= hi) ? cp->one : cp->zero);
-        cfq_twosum_add(&acc->below_s[j], &acc->below_c[j],
-                       (double)(gj * ((xj < lo) ? cp->one : cp->zero)));
-        cfq_twosum_add(&acc->above_s[j], &acc->above_c[j],
-                       (double)(gj * ((xj > hi) ? cp->one : cp->zero)));
-    }
-}
-
 /* The region code of one input: bit 0 below nudged_min, bit 1 above
  * nudged_max (both only when nudged_min > nudged_max), 4 when no comparison
  * holds (a NaN), 0 inside. */
@@ -176,41 +258,124 @@ static inline unsigned char cfq_region_of(float x, float lo, float hi)
     return CFQ_REGION_NONE;
 }
 
-static inline void cfq_region_forward_range(const float *x, size_t i, size_t n,
-                                            const cfq_params *p, float *out,
-                                            unsigned char *region)
+/* Elements [i, n) of a forward op: the vars op's division or the args op's
+ * multiplication, and the region codes where region is not NULL. */
+CFQ_INLINE void cfq_forward_range(int dt, int divide, const void *x, size_t i, size_t n,
+                                  const cfq_params *p, void *out, unsigned char *region)
 {
     for (; i < n; i++) {
-        const float xi = x[i];
-        region[i] = cfq_region_of(xi, p->nudged_min, p->nudged_max);
-        out[i] = cfq_forward_div_one(xi, p);
+        const float xi = cfq_load1(dt, x, i);
+        if (region != NULL)
+            region[i] = cfq_region_of(xi, p->nudged_min, p->nudged_max);
+        cfq_store1(dt, out, i,
+                   divide ? cfq_forward_div_one(xi, p)
+                          : cfq_forward_mul_one(xi, p->nudged_min, p->nudged_max, p->scale,
+                                                p->inv_scale, p->quant_zero));
+    }
+}
+
+CFQ_INLINE void cfq_args_grad_range(int dt, const void *g, const void *x, size_t i, size_t n,
+                                    const cfq_params *p, void *dx)
+{
+    const float lo = p->nudged_min, hi = p->nudged_max;
+    for (; i < n; i++) {
+        const float xi = cfq_load1(dt, x, i);
+        cfq_store1(dt, dx, i, cfq_load1(dt, g, i) * ((xi >= lo && xi <= hi) ? p->one : p->zero));
     }
 }
 
 /* Elements [i, n) of the region-code gradient: the masks of
  * cfq_vars_grad_range() read from the codes.  Returns nonzero on a byte that
  * is no region code.  Only p->one and p->zero are used. */
-static inline int cfq_region_grad_range(const float *g, const unsigned char *region,
-                                        size_t i, size_t n, const cfq_params *p, float *dx,
-                                        cfq_lanes *below, cfq_lanes *above)
+CFQ_INLINE int cfq_region_grad_range(int dt, const void *g, const unsigned char *region, size_t i,
+                                     size_t n, const cfq_params *p, void *dx, cfq_lanes *below,
+                                     cfq_lanes *above)
 {
     const float one = p->one, zero = p->zero;
     int bad = 0;
     for (; i < n; i++) {
-        const float gi = g[i];
+        const float gi = cfq_load1(dt, g, i);
         const unsigned code = region[i];
         if (code == CFQ_REGION_PASS) {
             /* min == max == 0: TF copies the gradient; the terms are 0, but
              * a block ending here still hands its partials on */
-            dx[i] = gi;
+            cfq_copy1(dt, dx, g, i);
             cfq_lanes_add(below, i, 0.0);
             cfq_lanes_add(above, i, 0.0);
             continue;
         }
         bad |= code > CFQ_REGION_NONE;
-        dx[i] = gi * (code == CFQ_REGION_INSIDE ? one : zero);
+        cfq_store1(dt, dx, i, gi * (code == CFQ_REGION_INSIDE ? one : zero));
         cfq_lanes_add(below, i, (double)(gi * ((code & CFQ_REGION_BELOW) ? one : zero)));
         cfq_lanes_add(above, i, (double)(gi * ((code & CFQ_REGION_ABOVE) ? one : zero)));
+    }
+    return bad;
+}
+
+/* ---- Per channel, over the last axis ----------------------------------- */
+
+/* Channels [j, m) of one row of the per-channel forward op, with region
+ * codes where region is not NULL (CFQ_REGION_PASS for a channel with
+ * min == max == 0). */
+CFQ_INLINE void cfq_per_channel_forward_row(int dt, const void *x, size_t j, size_t m,
+                                            const cfq_channel_params *cp, void *out,
+                                            unsigned char *region)
+{
+    for (; j < m; j++) {
+        const float xj = cfq_load1(dt, x, j);
+        const float v = cfq_forward_mul_one(xj, cp->nudged_min[j], cp->nudged_max[j],
+                                            cp->scale[j], cp->inv_scale[j], cp->quant_zero[j]);
+        cfq_store1(dt, out, j, cp->keep[j] ? v : 0.0f);
+        if (region != NULL)
+            region[j] = cp->keep[j] ? cfq_region_of(xj, cp->nudged_min[j], cp->nudged_max[j])
+                                    : CFQ_REGION_PASS;
+    }
+}
+
+/* A channel's sum terms: TwoSum on each, in row order. */
+static inline void cfq_channel_sums_add(cfq_channel_sums *acc, size_t j, double below, double above)
+{
+    cfq_twosum_add(&acc->below_s[j], &acc->below_c[j], below);
+    cfq_twosum_add(&acc->above_s[j], &acc->above_c[j], above);
+}
+
+/* Channels [j, m) of one row of the per-channel gradient. */
+CFQ_INLINE void cfq_per_channel_grad_row(int dt, const void *g, const void *x, size_t j, size_t m,
+                                         const cfq_channel_params *cp, void *dx,
+                                         cfq_channel_sums *acc)
+{
+    for (; j < m; j++) {
+        const float gj = cfq_load1(dt, g, j), xj = cfq_load1(dt, x, j);
+        const float lo = cp->nudged_min[j], hi = cp->nudged_max[j];
+        if (!cp->keep[j]) {
+            cfq_copy1(dt, dx, g, j); /* TF copies: no arithmetic, no flushing */
+            continue;
+        }
+        cfq_store1(dt, dx, j, gj * ((xj >= lo && xj <= hi) ? cp->one : cp->zero));
+        cfq_channel_sums_add(acc, j, (double)(gj * ((xj < lo) ? cp->one : cp->zero)),
+                             (double)(gj * ((xj > hi) ? cp->one : cp->zero)));
+    }
+}
+
+/* Channels [j, m) of one row of the per-channel gradient from region codes:
+ * the bits and sums of cfq_per_channel_grad_row() on the inputs that made
+ * them.  Returns nonzero on a byte that is no region code. */
+CFQ_INLINE int cfq_per_channel_region_grad_row(int dt, const void *g, const unsigned char *region,
+                                               size_t j, size_t m, const cfq_channel_params *cp,
+                                               void *dx, cfq_channel_sums *acc)
+{
+    int bad = 0;
+    for (; j < m; j++) {
+        const float gj = cfq_load1(dt, g, j);
+        const unsigned code = region[j];
+        if (code == CFQ_REGION_PASS) {
+            cfq_copy1(dt, dx, g, j);
+            continue;
+        }
+        bad |= code > CFQ_REGION_NONE;
+        cfq_store1(dt, dx, j, gj * (code == CFQ_REGION_INSIDE ? cp->one : cp->zero));
+        cfq_channel_sums_add(acc, j, (double)(gj * ((code & CFQ_REGION_BELOW) ? cp->one : cp->zero)),
+                             (double)(gj * ((code & CFQ_REGION_ABOVE) ? cp->one : cp->zero)));
     }
     return bad;
 }

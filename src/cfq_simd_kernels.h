@@ -15,12 +15,18 @@
  *
  *   cfq_vf_set load store stream store_lanes      (stream: 16-byte aligned;
  *                    store_lanes: copies the bits of the flagged lanes)
+ *   cfq_vf_load_f16 load_bf16 store_f16 store_bf16 (16-bit elements: exact
+ *                    widening; narrowing to nearest even as cfq_store1;
+ *                    a store's last argument: stream)
+ *   CFQ_VF_BF16_NATIVE   defined where cfq_vf_store_bf16_native exists: the
+ *                    CPU's own bfloat16 conversion, used for
+ *                    CFQ_BFLOAT16_NATIVE
  *   cfq_vf_add sub mul div floor clamp            (clamp: TF's
  *                    std::max(std::min(x, hi), lo), NaN x kept)
  *   cfq_vf_and andnot     v where the flag is set / clear, +0 elsewhere
  *   cfq_vf_lt le gt ge nonfinite -> cfq_vb        (ordered compares)
- *   cfq_vb_and or andnot not none all any load    (andnot(a, b) = a & ~b;
- *                    load: from 32-bit keep words)
+ *   cfq_vb_and or andnot not none all any bits load (andnot(a, b) = a & ~b;
+ *                    bits: lane k as bit k; load: from 32-bit keep words)
  *   cfq_vi_load_codes store_codes codes eq has gt  (codes: from the flags
  *                    below, above, none)
  *   cfq_vlanes_zero add add_where block_end store (add: a step's float
@@ -31,7 +37,9 @@
  *   cfq_twosum_add_terms  W float terms into W (s, c) pairs in memory
  *   cfq_vfence       orders streaming stores before the call returns
  *
- * Everything here is static, so each ISA file has its own copy.  Tails
+ * Everything here is static, so each ISA file has its own copy.  Each
+ * kernel switches once on the dtype (dt), and the building blocks take it
+ * as a constant, so every loop is compiled for each element type.  Tails
  * (n not a multiple of CFQ_W) run the reference code of cfq_reference.h.
  */
 #ifndef CFQ_SIMD_KERNELS_H
@@ -54,20 +62,56 @@ static const unsigned char cfq_lowest_bit8[256] = {
 
 #define CFQ_STEPS (CFQ_BLOCK / CFQ_W) /* vector steps per block, <= 8 */
 
-/* Whether n floats at a and n at b share memory (an in-place call). */
-static inline int cfq_overlap(const float *a, const float *b, size_t n)
+/* Whether n elements of dt at a and at b share memory (an in-place call). */
+CFQ_INLINE int cfq_overlap(int dt, const void *a, const void *b, size_t n)
 {
-    const uintptr_t pa = (uintptr_t)(const void *)a, pb = (uintptr_t)(const void *)b;
-    const uintptr_t bytes = (uintptr_t)n * sizeof(float);
+    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    const uintptr_t bytes = (uintptr_t)(n * CFQ_ELEMENT_SIZE(dt));
     return pa < pb + bytes && pb < pa + bytes;
 }
 
-CFQ_INLINE void cfq_vf_put(float *dst, cfq_vf v, int stream)
+/* CFQ_W elements of dt at element i, as floats, and back. */
+CFQ_INLINE cfq_vf cfq_vload(int dt, const void *base, size_t i)
 {
-    if (stream)
-        cfq_vf_stream(dst, v);
-    else
-        cfq_vf_store(dst, v);
+    if (dt == CFQ_FLOAT32)
+        return cfq_vf_load((const float *)base + i);
+    if (dt == CFQ_FLOAT16)
+        return cfq_vf_load_f16((const uint16_t *)base + i);
+    return cfq_vf_load_bf16((const uint16_t *)base + i);
+}
+
+CFQ_INLINE void cfq_vput(int dt, void *base, size_t i, cfq_vf v, int stream)
+{
+    if (dt == CFQ_FLOAT32) {
+        if (stream)
+            cfq_vf_stream((float *)base + i, v);
+        else
+            cfq_vf_store((float *)base + i, v);
+    } else if (dt == CFQ_FLOAT16) {
+        cfq_vf_store_f16((uint16_t *)base + i, v, stream);
+#ifdef CFQ_VF_BF16_NATIVE
+    } else if (dt == CFQ_BFLOAT16_NATIVE) {
+        cfq_vf_store_bf16_native((uint16_t *)base + i, v, stream);
+#endif
+    } else {
+        cfq_vf_store_bf16((uint16_t *)base + i, v, stream);
+    }
+}
+
+/* The flagged lanes of dst get src's elements passed through (see
+ * cfq_copy1); g holds them as floats, whose bits are src's for float32.  A
+ * rare path (pass-through lanes): the 16-bit types go lane by lane. */
+CFQ_INLINE void cfq_vcopy_lanes(int dt, void *dst, const void *src, size_t i, cfq_vb f, cfq_vf g)
+{
+    if (dt == CFQ_FLOAT32) {
+        cfq_vf_store_lanes((float *)dst + i, f, g);
+    } else {
+        unsigned bits = cfq_vb_bits(f);
+        int k;
+        for (k = 0; bits != 0; k++, bits >>= 1)
+            if (bits & 1u)
+                cfq_copy1(dt, dst, src, i + (size_t)k);
+    }
 }
 
 /* ---- Forward ------------------------------------------------------------- */
@@ -102,64 +146,12 @@ CFQ_INLINE cfq_vquant cfq_vquant_at(const cfq_channel_params *cp, size_t j)
     return q;
 }
 
-/* cfq_forward_div_one() and cfq_forward_mul_one() on CFQ_W lanes. */
-CFQ_INLINE cfq_vf cfq_vforward_div(cfq_vf x, const cfq_vquant *q)
+/* cfq_forward_div_one() or cfq_forward_mul_one() on CFQ_W lanes. */
+CFQ_INLINE cfq_vf cfq_vforward(int divide, cfq_vf x, const cfq_vquant *q)
 {
     const cfq_vf shifted = cfq_vf_sub(cfq_vf_clamp(x, q->lo, q->hi), q->lo);
-    const cfq_vf v = cfq_vf_add(cfq_vf_sub(cfq_vf_div(shifted, q->scale), q->quant_zero), q->half);
-    return cfq_vf_mul(cfq_vf_floor(v), q->scale);
-}
-
-CFQ_INLINE cfq_vf cfq_vforward_mul(cfq_vf x, const cfq_vquant *q)
-{
-    const cfq_vf shifted = cfq_vf_sub(cfq_vf_clamp(x, q->lo, q->hi), q->lo);
-    const cfq_vf v = cfq_vf_add(cfq_vf_sub(cfq_vf_mul(shifted, q->inv_scale), q->quant_zero), q->half);
-    return cfq_vf_mul(cfq_vf_floor(v), q->scale);
-}
-
-
-
-/* Rows [0, R) of the per-channel forward op, channels [0, m - m % W): each
- * channel block's parameters are loaded once for R rows (R a literal; once
- * a row, their six loads took as long as the arithmetic). */
-CFQ_INLINE void cfq_per_channel_forward_rows(int rows, int stream, const float *x, size_t stride,
-                                             size_t m, const cfq_channel_params *cp, float *out)
-{
-    size_t j;
-    int r;
-    for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
-        const cfq_vquant q = cfq_vquant_at(cp, j);
-        const cfq_vb keep = cfq_vb_load(cp->keep + j);
-        for (r = 0; r < rows; r++) {
-            const size_t at = (size_t)r * stride + j;
-            cfq_vf_put(out + at, cfq_vf_and(keep, cfq_vforward_mul(cfq_vf_load(x + at), &q)), stream);
-        }
-    }
-}
-
-CFQ_INLINE void cfq_per_channel_forward_body(int stream, const float *x, size_t rows, size_t stride,
-                                             size_t m, const cfq_channel_params *cp, float *out)
-{
-    size_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-        cfq_per_channel_forward_rows(4, stream, x + r * stride, stride, m, cp, out + r * stride);
-    for (; r < rows; r++)
-        cfq_per_channel_forward_rows(1, stream, x + r * stride, stride, m, cp, out + r * stride);
-    if (stream)
-        cfq_vfence();
-}
-
-static void cfq_per_channel_forward(const float *x, size_t rows, size_t stride, size_t m,
-                                    const cfq_channel_params *cp, float *out)
-{
-    const size_t tail = m - m % CFQ_W;
-    size_t r;
-    if (cp->stream)
-        cfq_per_channel_forward_body(1, x, rows, stride, m, cp, out);
-    else
-        cfq_per_channel_forward_body(0, x, rows, stride, m, cp, out);
-    for (r = 0; r < rows && tail < m; r++)
-        cfq_per_channel_forward_row(x + r * stride, tail, m, cp, out + r * stride);
+    const cfq_vf scaled = divide ? cfq_vf_div(shifted, q->scale) : cfq_vf_mul(shifted, q->inv_scale);
+    return cfq_vf_mul(cfq_vf_floor(cfq_vf_add(cfq_vf_sub(scaled, q->quant_zero), q->half)), q->scale);
 }
 
 /* Region codes of CFQ_W inputs (see cfq_region_of). */
@@ -171,50 +163,38 @@ CFQ_INLINE cfq_vi cfq_vregion_codes(cfq_vf x, cfq_vf lo, cfq_vf hi)
     return cfq_vi_codes(below, above, none);
 }
 
-
 /* The vector body of the elementwise forward ops: elements [0, n - n % W),
  * the vars op's division or the args op's multiplication, with region
- * codes or without; returns where the tail starts.  Outputs past the caches
- * are streamed (stream is a literal at each call, so the store kind is no
- * branch per step). */
-CFQ_INLINE size_t cfq_forward_body(int divide, int with_codes, int stream, const float *x, size_t n,
-                                   const cfq_vquant *q, float *out, unsigned char *region)
+ * codes where region is not NULL; returns where the tail starts.  Outputs
+ * past the caches are streamed (stream is a literal at each call, so the
+ * store kind is no branch per step). */
+CFQ_INLINE size_t cfq_forward_body(int dt, int divide, int stream, const void *x, size_t n,
+                                   const cfq_vquant *q, void *out, unsigned char *region)
 {
     size_t i = 0;
     for (; i + CFQ_W <= n; i += CFQ_W) {
-        const cfq_vf vx = cfq_vf_load(x + i);
-        if (with_codes)
+        const cfq_vf vx = cfq_vload(dt, x, i);
+        if (region != NULL)
             cfq_vi_store_codes(region + i, cfq_vregion_codes(vx, q->lo, q->hi));
-        cfq_vf_put(out + i, divide ? cfq_vforward_div(vx, q) : cfq_vforward_mul(vx, q), stream);
+        cfq_vput(dt, out, i, cfq_vforward(divide, vx, q), stream);
     }
     if (stream)
         cfq_vfence();
     return i;
 }
 
-static void cfq_vars_forward(const float *x, size_t n, const cfq_params *p, float *out)
+CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, const cfq_params *p,
+                               void *out, unsigned char *region)
 {
     const cfq_vquant q = cfq_vquant_of(p);
-    const size_t i = p->stream ? cfq_forward_body(1, 0, 1, x, n, &q, out, NULL)
-                               : cfq_forward_body(1, 0, 0, x, n, &q, out, NULL);
-    cfq_vars_forward_range(x, i, n, p, out);
-}
-
-static void cfq_args_forward(const float *x, size_t n, const cfq_params *p, float *out)
-{
-    const cfq_vquant q = cfq_vquant_of(p);
-    const size_t i = p->stream ? cfq_forward_body(0, 0, 1, x, n, &q, out, NULL)
-                               : cfq_forward_body(0, 0, 0, x, n, &q, out, NULL);
-    cfq_args_forward_range(x, i, n, p, out);
-}
-
-static void cfq_region_forward(const float *x, size_t n, const cfq_params *p, float *out,
-                               unsigned char *region)
-{
-    const cfq_vquant q = cfq_vquant_of(p);
-    const size_t i = p->stream ? cfq_forward_body(1, 1, 1, x, n, &q, out, region)
-                               : cfq_forward_body(1, 1, 0, x, n, &q, out, region);
-    cfq_region_forward_range(x, i, n, p, out, region);
+    size_t i;
+    if (region != NULL)
+        i = p->stream ? cfq_forward_body(dt, divide, 1, x, n, &q, out, region)
+                      : cfq_forward_body(dt, divide, 0, x, n, &q, out, region);
+    else
+        i = p->stream ? cfq_forward_body(dt, divide, 1, x, n, &q, out, NULL)
+                      : cfq_forward_body(dt, divide, 0, x, n, &q, out, NULL);
+    cfq_forward_range(dt, divide, x, i, n, p, out, region);
 }
 
 /* ---- Gradients ------------------------------------------------------------ */
@@ -234,15 +214,15 @@ typedef struct cfq_vstep {
 } cfq_vstep;
 
 /* Elements [i, i + CFQ_W): x is read for CFQ_FROM_INPUTS, codes otherwise. */
-CFQ_INLINE cfq_vstep cfq_vstep_load(int from, const float *g, const float *x,
+CFQ_INLINE cfq_vstep cfq_vstep_load(int from, int dt, const void *g, const void *x,
                                     const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi)
 {
     cfq_vstep s;
-    s.g = cfq_vf_load(g + i);
+    s.g = cfq_vload(dt, g, i);
     s.lo = lo;
     s.hi = hi;
     if (from == CFQ_FROM_INPUTS) {
-        s.x = cfq_vf_load(x + i);
+        s.x = cfq_vload(dt, x, i);
         s.code = cfq_vi_codes(cfq_vb_none(), cfq_vb_none(), cfq_vb_none());
     } else {
         s.x = s.g;
@@ -282,11 +262,12 @@ CFQ_INLINE cfq_vf cfq_vstep_dx(cfq_vf g, cfq_vb inside, cfq_vf one)
  * be nonzero.  A step with pass-through lanes is stored through the cache:
  * the terms step rewrites those lanes, and a masked store onto a line just
  * streamed out costs ten times the step. */
-CFQ_INLINE int cfq_grad_dx(int from, const cfq_vstep *s, cfq_vf one, float *dx, int stream)
+CFQ_INLINE int cfq_grad_dx(int from, int dt, const cfq_vstep *s, cfq_vf one, void *dx, size_t i,
+                           int stream)
 {
     const cfq_vb inside = cfq_vstep_inside(from, s);
     const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(cfq_vstep_pass(from, s));
-    cfq_vf_put(dx, cfq_vstep_dx(s->g, inside, one), stream && !through_cache);
+    cfq_vput(dt, dx, i, cfq_vstep_dx(s->g, inside, one), stream && !through_cache);
     return !cfq_vb_all(cfq_vb_andnot(inside, cfq_vf_nonfinite(s->g)));
 }
 
@@ -298,14 +279,15 @@ CFQ_INLINE int cfq_grad_dx(int from, const cfq_vstep *s, cfq_vf one, float *dx, 
  * get g's bits in dx (a select between g and g * mask may be compiled as
  * g * select(mask, 1), which flushes a denormal g) and no terms (their codes
  * have neither flag).  Codes that are no region code are noted in *bad. */
-CFQ_INLINE void cfq_grad_terms(int from, const cfq_vstep *s, cfq_vf one, float *dx,
-                               cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+CFQ_INLINE void cfq_grad_terms(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
+                               void *dx, size_t i, cfq_vlanes *below, cfq_vlanes *above,
+                               cfq_vb *bad)
 {
     if (from == CFQ_FROM_CODES) {
         const cfq_vb pass = cfq_vstep_pass(from, s);
         *bad = cfq_vb_or(*bad, cfq_vb_andnot(cfq_vi_gt(s->code, CFQ_REGION_NONE), pass));
         if (cfq_vb_any(pass))
-            cfq_vf_store_lanes(dx, pass, s->g);
+            cfq_vcopy_lanes(dt, dx, g, i, pass, s->g);
     }
     if (!cfq_vb_any(cfq_vf_nonfinite(s->g))) {
         cfq_vlanes_add_where(below, cfq_vstep_below(from, s), s->g);
@@ -319,44 +301,45 @@ CFQ_INLINE void cfq_grad_terms(int from, const cfq_vstep *s, cfq_vf one, float *
 
 /* A step in one pass: dx, then, if the step is busy, its terms; returns
  * whether it was busy. */
-CFQ_INLINE int cfq_grad_step(int from, const cfq_vstep *s, cfq_vf one, float *dx, int stream,
-                             cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+CFQ_INLINE int cfq_grad_step(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
+                             void *dx, size_t i, int stream, cfq_vlanes *below, cfq_vlanes *above,
+                             cfq_vb *bad)
 {
-    if (!cfq_grad_dx(from, s, one, dx, stream))
+    if (!cfq_grad_dx(from, dt, s, one, dx, i, stream))
         return 0;
-    cfq_grad_terms(from, s, one, dx, below, above, bad);
+    cfq_grad_terms(from, dt, s, one, g, dx, i, below, above, bad);
     return 1;
 }
 
 /* Pass 1 of the block at i: its input gradient; bit k of the result: step
  * k is busy. */
-CFQ_INLINE unsigned cfq_grad_pass1(int from, const float *g, const float *x,
+CFQ_INLINE unsigned cfq_grad_pass1(int from, int dt, const void *g, const void *x,
                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
-                                   cfq_vf one, float *dx, int stream)
+                                   cfq_vf one, void *dx, int stream)
 {
     unsigned busy = 0;
     int k;
     for (k = 0; k < CFQ_STEPS; k++) {
         const size_t j = i + (size_t)k * CFQ_W;
-        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
-        busy |= (unsigned)cfq_grad_dx(from, &s, one, dx + j, stream) << k;
+        const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
+        busy |= (unsigned)cfq_grad_dx(from, dt, &s, one, dx, j, stream) << k;
     }
     return busy;
 }
 
 /* The block at i in one pass (most of its steps are busy); returns which
  * steps were. */
-CFQ_INLINE unsigned cfq_grad_fused(int from, const float *g, const float *x,
+CFQ_INLINE unsigned cfq_grad_fused(int from, int dt, const void *g, const void *x,
                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
-                                   cfq_vf one, float *dx, int stream, cfq_vlanes *below,
+                                   cfq_vf one, void *dx, int stream, cfq_vlanes *below,
                                    cfq_vlanes *above, cfq_vb *bad)
 {
     unsigned busy = 0;
     int k;
     for (k = 0; k < CFQ_STEPS; k++) {
         const size_t j = i + (size_t)k * CFQ_W;
-        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
-        busy |= (unsigned)cfq_grad_step(from, &s, one, dx + j, stream, below, above, bad) << k;
+        const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
+        busy |= (unsigned)cfq_grad_step(from, dt, &s, one, g, dx, j, stream, below, above, bad) << k;
     }
     return busy;
 }
@@ -373,15 +356,15 @@ CFQ_INLINE unsigned cfq_grad_fused(int from, const float *g, const float *x,
  * same terms in the same order.  Returns nonzero if a region byte was no
  * region code.
  */
-CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
+CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
                               const unsigned char *codes, size_t n, const cfq_params *p,
-                              float *dx, double sums[2])
+                              void *dx, double sums[2])
 {
     const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
     const cfq_vf one = cfq_vf_set(p->one);
     const int stream = p->stream;
     const unsigned all_busy = (1u << CFQ_STEPS) - 1;
-    const int in_place = cfq_overlap(dx, g, n) || (from == CFQ_FROM_INPUTS && cfq_overlap(dx, x, n));
+    const int in_place = cfq_overlap(dt, dx, g, n) || (from == CFQ_FROM_INPUTS && cfq_overlap(dt, dx, x, n));
     cfq_vlanes below_acc, above_acc;
     cfq_lanes below, above;
     cfq_vb bad = cfq_vb_none();
@@ -397,16 +380,16 @@ CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
         /* stream a literal at each call, so the store kind is no branch
          * per step (the compiler will not unswitch it here by itself) */
         if (busy == all_busy) {
-            busy = stream ? cfq_grad_fused(from, g, x, codes, i, lo, hi, one, dx, 1, &below_acc, &above_acc, &bad)
-                          : cfq_grad_fused(from, g, x, codes, i, lo, hi, one, dx, 0, &below_acc, &above_acc, &bad);
+            busy = stream ? cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 1, &below_acc, &above_acc, &bad)
+                          : cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 0, &below_acc, &above_acc, &bad);
         } else {
             unsigned walk;
-            busy = stream ? cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 1)
-                          : cfq_grad_pass1(from, g, x, codes, i, lo, hi, one, dx, 0);
+            busy = stream ? cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 1)
+                          : cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 0);
             for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
                 const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
-                const cfq_vstep s = cfq_vstep_load(from, g, x, codes, j, lo, hi);
-                cfq_grad_terms(from, &s, one, dx + j, &below_acc, &above_acc, &bad);
+                const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
+                cfq_grad_terms(from, dt, &s, one, g, dx, j, &below_acc, &above_acc, &bad);
             }
         }
         if (busy != 0) { /* else the partials are still 0: nothing to end */
@@ -415,8 +398,8 @@ CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
         }
     }
     for (; i + CFQ_W <= n; i += CFQ_W) {
-        const cfq_vstep s = cfq_vstep_load(from, g, x, codes, i, lo, hi);
-        cfq_grad_step(from, &s, one, dx + i, stream, &below_acc, &above_acc, &bad);
+        const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, i, lo, hi);
+        cfq_grad_step(from, dt, &s, one, g, dx, i, stream, &below_acc, &above_acc, &bad);
         if (i % CFQ_BLOCK == CFQ_BLOCK - CFQ_W) {
             cfq_vlanes_block_end(&below_acc, &below);
             cfq_vlanes_block_end(&above_acc, &above);
@@ -427,58 +410,106 @@ CFQ_INLINE int cfq_grad_chunk(int from, const float *g, const float *x,
     cfq_vlanes_store(&below, &below_acc);
     cfq_vlanes_store(&above, &above_acc);
     if (from == CFQ_FROM_INPUTS) {
-        cfq_vars_grad_range(g, x, i, n, p, dx, &below, &above);
+        cfq_vars_grad_range(dt, g, x, i, n, p, dx, &below, &above);
         bad_tail = 0;
     } else {
-        bad_tail = cfq_region_grad_range(g, codes, i, n, p, dx, &below, &above);
+        bad_tail = cfq_region_grad_range(dt, g, codes, i, n, p, dx, &below, &above);
     }
     sums[0] = cfq_lanes_total(&below);
     sums[1] = cfq_lanes_total(&above);
     return bad_tail | cfq_vb_any(bad);
 }
 
-static void cfq_vars_grad(const float *g, const float *x, size_t n, const cfq_params *p,
-                          float *dx, double sums[2])
-{
-    (void)cfq_grad_chunk(CFQ_FROM_INPUTS, g, x, NULL, n, p, dx, sums);
-}
-
-static int cfq_region_grad(const float *g, const unsigned char *region, size_t n,
-                           const cfq_params *p, float *dx, double sums[2])
-{
-    return cfq_grad_chunk(CFQ_FROM_CODES, g, NULL, region, n, p, dx, sums);
-}
-
-CFQ_INLINE size_t cfq_args_grad_body(int stream, const float *g, const float *x, size_t n,
-                                     const cfq_params *p, float *dx)
+CFQ_INLINE size_t cfq_args_grad_body(int dt, int stream, const void *g, const void *x, size_t n,
+                                     const cfq_params *p, void *dx)
 {
     const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
     const cfq_vf one = cfq_vf_set(p->one);
     size_t i = 0;
     for (; i + CFQ_W <= n; i += CFQ_W) {
-        const cfq_vf vx = cfq_vf_load(x + i);
+        const cfq_vf vx = cfq_vload(dt, x, i);
         const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
-        cfq_vf_put(dx + i, cfq_vstep_dx(cfq_vf_load(g + i), inside, one), stream);
+        cfq_vput(dt, dx, i, cfq_vstep_dx(cfq_vload(dt, g, i), inside, one), stream);
     }
     if (stream)
         cfq_vfence();
     return i;
 }
 
-static void cfq_args_grad(const float *g, const float *x, size_t n, const cfq_params *p,
-                          float *dx)
+CFQ_INLINE void cfq_args_grad_of(int dt, const void *g, const void *x, size_t n, const cfq_params *p,
+                                 void *dx)
 {
-    const size_t i = p->stream ? cfq_args_grad_body(1, g, x, n, p, dx) : cfq_args_grad_body(0, g, x, n, p, dx);
-    cfq_args_grad_range(g, x, i, n, p, dx);
+    const size_t i = p->stream ? cfq_args_grad_body(dt, 1, g, x, n, p, dx) : cfq_args_grad_body(dt, 0, g, x, n, p, dx);
+    cfq_args_grad_range(dt, g, x, i, n, p, dx);
 }
 
-/* Rows [0, R) of the per-channel gradient, channels [0, m - m % W), each
- * channel's terms in row order (see cfq_per_channel_forward_rows). */
-CFQ_INLINE void cfq_per_channel_grad_rows(int rows, const float *g, const float *x, size_t stride,
-                                          size_t m, const cfq_channel_params *cp, float *dx,
-                                          cfq_channel_sums *acc)
+/* ---- Per channel, over the last axis --------------------------------------- */
+
+/* Rows [0, R) of the per-channel forward op, channels [0, m - m % W), with
+ * region codes where region is not NULL: each channel block's parameters
+ * are loaded once for R rows (R a literal; once a row, their six loads took
+ * as long as the arithmetic). */
+CFQ_INLINE void cfq_per_channel_forward_rows(int dt, int rows, int stream, const void *x,
+                                             size_t stride, size_t m, const cfq_channel_params *cp,
+                                             void *out, unsigned char *region)
+{
+    size_t j;
+    int r;
+    for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
+        const cfq_vquant q = cfq_vquant_at(cp, j);
+        const cfq_vb keep = cfq_vb_load(cp->keep + j);
+        for (r = 0; r < rows; r++) {
+            const size_t at = (size_t)r * stride + j;
+            const cfq_vf vx = cfq_vload(dt, x, at);
+            if (region != NULL) /* channels with min == max == 0: pass-through */
+                cfq_vi_store_codes(region + at, cfq_vi_blend(keep, cfq_vregion_codes(vx, q.lo, q.hi),
+                                                             CFQ_REGION_PASS));
+            cfq_vput(dt, out, at, cfq_vf_and(keep, cfq_vforward(0, vx, &q)), stream);
+        }
+    }
+}
+
+CFQ_INLINE void cfq_per_channel_forward_body(int dt, int stream, const void *x, size_t rows,
+                                             size_t stride, size_t m, const cfq_channel_params *cp,
+                                             void *out, unsigned char *region)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        cfq_per_channel_forward_rows(dt, 4, stream, cfq_in(dt, x, r * stride), stride, m, cp,
+                                     cfq_out(dt, out, r * stride), region != NULL ? region + r * stride : NULL);
+    for (; r < rows; r++)
+        cfq_per_channel_forward_rows(dt, 1, stream, cfq_in(dt, x, r * stride), stride, m, cp,
+                                     cfq_out(dt, out, r * stride), region != NULL ? region + r * stride : NULL);
+    if (stream)
+        cfq_vfence();
+}
+
+CFQ_INLINE void cfq_per_channel_forward_of(int dt, const void *x, size_t rows, size_t stride,
+                                           size_t m, const cfq_channel_params *cp, void *out,
+                                           unsigned char *region)
+{
+    const size_t tail = m - m % CFQ_W;
+    size_t r;
+    if (cp->stream)
+        cfq_per_channel_forward_body(dt, 1, x, rows, stride, m, cp, out, region);
+    else
+        cfq_per_channel_forward_body(dt, 0, x, rows, stride, m, cp, out, region);
+    for (r = 0; r < rows && tail < m; r++)
+        cfq_per_channel_forward_row(dt, cfq_in(dt, x, r * stride), tail, m, cp, cfq_out(dt, out, r * stride),
+                                    region != NULL ? region + r * stride : NULL);
+}
+
+/* Rows [0, R) of the per-channel gradient from inputs or from region
+ * codes, channels [0, m - m % W), each channel's terms in row order (see
+ * cfq_per_channel_forward_rows); returns nonzero on a byte that is no
+ * region code. */
+CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, const void *g, const void *x,
+                                         const unsigned char *codes, size_t stride, size_t m,
+                                         const cfq_channel_params *cp, void *dx,
+                                         cfq_channel_sums *acc)
 {
     const cfq_vf one = cfq_vf_set(cp->one);
+    cfq_vb bad = cfq_vb_none();
     size_t j;
     int r;
     for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
@@ -486,47 +517,188 @@ CFQ_INLINE void cfq_per_channel_grad_rows(int rows, const float *g, const float 
         const cfq_vf lo = cfq_vf_load(cp->nudged_min + j), hi = cfq_vf_load(cp->nudged_max + j);
         for (r = 0; r < rows; r++) {
             const size_t at = (size_t)r * stride + j;
-            const cfq_vf vg = cfq_vf_load(g + at), vx = cfq_vf_load(x + at);
-            const cfq_vb inside = cfq_vb_and(cfq_vf_ge(vx, lo), cfq_vf_le(vx, hi));
-            cfq_vf_store(dx + at, cfq_vstep_dx(vg, inside, one));
-            if (!cfq_vb_all(keep)) /* channels with min == max == 0 copy g */
-                cfq_vf_store_lanes(dx + at, cfq_vb_not(keep), vg);
-            if (cfq_vb_any(cfq_vb_andnot(keep, cfq_vb_andnot(inside, cfq_vf_nonfinite(vg))))) {
+            const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
+            const cfq_vb inside = cfq_vstep_inside(from, &s);
+            /* channels with min == max == 0 (or code CFQ_REGION_PASS) copy g */
+            const cfq_vb pass = from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s);
+            cfq_vput(dt, dx, at, cfq_vstep_dx(s.g, inside, one), 0);
+            if (cfq_vb_any(pass))
+                cfq_vcopy_lanes(dt, dx, g, at, pass, s.g);
+            if (from == CFQ_FROM_CODES)
+                bad = cfq_vb_or(bad, cfq_vb_andnot(cfq_vi_gt(s.code, CFQ_REGION_NONE), pass));
+            if (cfq_vb_any(cfq_vb_andnot(cfq_vb_not(pass), cfq_vb_andnot(inside, cfq_vf_nonfinite(s.g))))) {
                 cfq_twosum_add_terms(acc->below_s + j, acc->below_c + j,
-                                     cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_lt(vx, lo), one))));
+                                     cfq_vf_andnot(pass, cfq_vf_mul(s.g, cfq_vf_and(cfq_vstep_below(from, &s), one))));
                 cfq_twosum_add_terms(acc->above_s + j, acc->above_c + j,
-                                     cfq_vf_and(keep, cfq_vf_mul(vg, cfq_vf_and(cfq_vf_gt(vx, hi), one))));
+                                     cfq_vf_andnot(pass, cfq_vf_mul(s.g, cfq_vf_and(cfq_vstep_above(from, &s), one))));
             }
         }
     }
+    return cfq_vb_any(bad);
 }
 
-static void cfq_per_channel_grad(const float *g, const float *x, size_t rows, size_t stride,
-                                 size_t m, const cfq_channel_params *cp, float *dx,
-                                 cfq_channel_sums *acc)
+CFQ_INLINE int cfq_per_channel_grad_of(int from, int dt, const void *g, const void *x,
+                                       const unsigned char *codes, size_t rows, size_t stride,
+                                       size_t m, const cfq_channel_params *cp, void *dx,
+                                       cfq_channel_sums *acc)
 {
     const size_t tail = m - m % CFQ_W;
     size_t r = 0;
+    int bad = 0;
     for (; r + 4 <= rows; r += 4)
-        cfq_per_channel_grad_rows(4, g + r * stride, x + r * stride, stride, m, cp, dx + r * stride, acc);
+        bad |= cfq_per_channel_grad_rows(from, dt, 4, cfq_in(dt, g, r * stride), from == CFQ_FROM_INPUTS ? cfq_in(dt, x, r * stride) : NULL,
+                                         from == CFQ_FROM_CODES ? codes + r * stride : NULL, stride, m, cp,
+                                         cfq_out(dt, dx, r * stride), acc);
     for (; r < rows; r++)
-        cfq_per_channel_grad_rows(1, g + r * stride, x + r * stride, stride, m, cp, dx + r * stride, acc);
-    for (r = 0; r < rows && tail < m; r++)
-        cfq_per_channel_grad_row(g + r * stride, x + r * stride, tail, m, cp, dx + r * stride, acc);
+        bad |= cfq_per_channel_grad_rows(from, dt, 1, cfq_in(dt, g, r * stride), from == CFQ_FROM_INPUTS ? cfq_in(dt, x, r * stride) : NULL,
+                                         from == CFQ_FROM_CODES ? codes + r * stride : NULL, stride, m, cp,
+                                         cfq_out(dt, dx, r * stride), acc);
+    for (r = 0; r < rows && tail < m; r++) {
+        if (from == CFQ_FROM_INPUTS)
+            cfq_per_channel_grad_row(dt, cfq_in(dt, g, r * stride), cfq_in(dt, x, r * stride), tail, m, cp,
+                                     cfq_out(dt, dx, r * stride), acc);
+        else
+            bad |= cfq_per_channel_region_grad_row(dt, cfq_in(dt, g, r * stride), codes + r * stride, tail, m,
+                                                   cp, cfq_out(dt, dx, r * stride), acc);
+    }
+    return bad;
 }
 
+/* ---- The kernels: one switch on the dtype each -------------------------- */
+
+static void cfq_vars_grad(const void *g, const void *x, size_t n, const cfq_params *p, void *dx,
+                          double sums[2])
+{
+    switch (p->dtype) {
+    case CFQ_FLOAT32: (void)cfq_grad_chunk(CFQ_FROM_INPUTS, CFQ_FLOAT32, g, x, NULL, n, p, dx, sums); break;
+    case CFQ_FLOAT16: (void)cfq_grad_chunk(CFQ_FROM_INPUTS, CFQ_FLOAT16, g, x, NULL, n, p, dx, sums); break;
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE:
+        (void)cfq_grad_chunk(CFQ_FROM_INPUTS, CFQ_BFLOAT16_NATIVE, g, x, NULL, n, p, dx, sums);
+        break;
+#endif
+    default: (void)cfq_grad_chunk(CFQ_FROM_INPUTS, CFQ_BFLOAT16, g, x, NULL, n, p, dx, sums); break;
+    }
+}
+
+static int cfq_region_grad(const void *g, const unsigned char *region, size_t n,
+                           const cfq_params *p, void *dx, double sums[2])
+{
+    switch (p->dtype) {
+    case CFQ_FLOAT32: return cfq_grad_chunk(CFQ_FROM_CODES, CFQ_FLOAT32, g, NULL, region, n, p, dx, sums);
+    case CFQ_FLOAT16: return cfq_grad_chunk(CFQ_FROM_CODES, CFQ_FLOAT16, g, NULL, region, n, p, dx, sums);
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE:
+        return cfq_grad_chunk(CFQ_FROM_CODES, CFQ_BFLOAT16_NATIVE, g, NULL, region, n, p, dx, sums);
+#endif
+    default: return cfq_grad_chunk(CFQ_FROM_CODES, CFQ_BFLOAT16, g, NULL, region, n, p, dx, sums);
+    }
+}
+
+/* divide: the vars op; else the args op. */
+CFQ_INLINE void cfq_forward(int divide, const void *x, size_t n, const cfq_params *p, void *out,
+                            unsigned char *region)
+{
+    switch (p->dtype) {
+    case CFQ_FLOAT32: cfq_forward_of(CFQ_FLOAT32, divide, x, n, p, out, region); break;
+    case CFQ_FLOAT16: cfq_forward_of(CFQ_FLOAT16, divide, x, n, p, out, region); break;
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE: cfq_forward_of(CFQ_BFLOAT16_NATIVE, divide, x, n, p, out, region); break;
+#endif
+    default: cfq_forward_of(CFQ_BFLOAT16, divide, x, n, p, out, region); break;
+    }
+}
+
+static void cfq_vars_forward(const void *x, size_t n, const cfq_params *p, void *out,
+                             unsigned char *region)
+{
+    cfq_forward(1, x, n, p, out, region);
+}
+
+static void cfq_args_forward(const void *x, size_t n, const cfq_params *p, void *out,
+                             unsigned char *region)
+{
+    cfq_forward(0, x, n, p, out, region);
+}
+
+static void cfq_args_grad(const void *g, const void *x, size_t n, const cfq_params *p, void *dx)
+{
+    switch (p->dtype) {
+    case CFQ_FLOAT32: cfq_args_grad_of(CFQ_FLOAT32, g, x, n, p, dx); break;
+    case CFQ_FLOAT16: cfq_args_grad_of(CFQ_FLOAT16, g, x, n, p, dx); break;
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE: cfq_args_grad_of(CFQ_BFLOAT16_NATIVE, g, x, n, p, dx); break;
+#endif
+    default: cfq_args_grad_of(CFQ_BFLOAT16, g, x, n, p, dx); break;
+    }
+}
+
+static void cfq_per_channel_forward(const void *x, size_t rows, size_t stride, size_t m,
+                                    const cfq_channel_params *cp, void *out,
+                                    unsigned char *region)
+{
+    switch (cp->dtype) {
+    case CFQ_FLOAT32: cfq_per_channel_forward_of(CFQ_FLOAT32, x, rows, stride, m, cp, out, region); break;
+    case CFQ_FLOAT16: cfq_per_channel_forward_of(CFQ_FLOAT16, x, rows, stride, m, cp, out, region); break;
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE:
+        cfq_per_channel_forward_of(CFQ_BFLOAT16_NATIVE, x, rows, stride, m, cp, out, region);
+        break;
+#endif
+    default: cfq_per_channel_forward_of(CFQ_BFLOAT16, x, rows, stride, m, cp, out, region); break;
+    }
+}
+
+/* x for the gradient from inputs, codes for the one from region codes. */
+CFQ_INLINE int cfq_per_channel_grad_any(int from, const void *g, const void *x,
+                                        const unsigned char *codes, size_t rows, size_t stride,
+                                        size_t m, const cfq_channel_params *cp, void *dx,
+                                        cfq_channel_sums *acc)
+{
+    switch (cp->dtype) {
+    case CFQ_FLOAT32: return cfq_per_channel_grad_of(from, CFQ_FLOAT32, g, x, codes, rows, stride, m, cp, dx, acc);
+    case CFQ_FLOAT16: return cfq_per_channel_grad_of(from, CFQ_FLOAT16, g, x, codes, rows, stride, m, cp, dx, acc);
+#ifdef CFQ_VF_BF16_NATIVE
+    case CFQ_BFLOAT16_NATIVE:
+        return cfq_per_channel_grad_of(from, CFQ_BFLOAT16_NATIVE, g, x, codes, rows, stride, m, cp, dx, acc);
+#endif
+    default: return cfq_per_channel_grad_of(from, CFQ_BFLOAT16, g, x, codes, rows, stride, m, cp, dx, acc);
+    }
+}
+
+static void cfq_per_channel_grad(const void *g, const void *x, size_t rows, size_t stride,
+                                 size_t m, const cfq_channel_params *cp, void *dx,
+                                 cfq_channel_sums *acc)
+{
+    (void)cfq_per_channel_grad_any(CFQ_FROM_INPUTS, g, x, NULL, rows, stride, m, cp, dx, acc);
+}
+
+static int cfq_per_channel_region_grad(const void *g, const unsigned char *region, size_t rows,
+                                       size_t stride, size_t m, const cfq_channel_params *cp,
+                                       void *dx, cfq_channel_sums *acc)
+{
+    return cfq_per_channel_grad_any(CFQ_FROM_CODES, g, NULL, region, rows, stride, m, cp, dx, acc);
+}
+
+#ifdef CFQ_VF_BF16_NATIVE
+#define CFQ_HAS_BF16_NATIVE 1
+#else
+#define CFQ_HAS_BF16_NATIVE 0
+#endif
+
 /* The table of an ISA file that includes this one. */
-#define CFQ_SIMD_KERNELS(isa_name)                  \
-    {                                               \
-        .name = isa_name,                           \
-        .vars_grad = cfq_vars_grad,                 \
-        .vars_forward = cfq_vars_forward,           \
-        .args_forward = cfq_args_forward,           \
-        .args_grad = cfq_args_grad,                 \
-        .per_channel_forward = cfq_per_channel_forward, \
-        .per_channel_grad = cfq_per_channel_grad,   \
-        .region_forward = cfq_region_forward,       \
-        .region_grad = cfq_region_grad,             \
+#define CFQ_SIMD_KERNELS(isa_name)                                  \
+    {                                                               \
+        .name = isa_name,                                           \
+        .vars_grad = cfq_vars_grad,                                 \
+        .region_grad = cfq_region_grad,                             \
+        .vars_forward = cfq_vars_forward,                           \
+        .args_forward = cfq_args_forward,                           \
+        .args_grad = cfq_args_grad,                                 \
+        .per_channel_forward = cfq_per_channel_forward,             \
+        .per_channel_grad = cfq_per_channel_grad,                   \
+        .per_channel_region_grad = cfq_per_channel_region_grad,     \
+        .bf16_native = CFQ_HAS_BF16_NATIVE,                         \
     }
 
 #endif /* CFQ_SIMD_KERNELS_H */

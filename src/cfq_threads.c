@@ -268,3 +268,12 @@ void cfq_parallel_for(int threads, size_t tasks, cfq_task_fn fn, void *ctx)
     cfq_unlock(&cfq_pool_lock);
     cfq_unlock(&cfq_job_lock);
 }
+
+void cfq_flag_set(int *flag)
+{
+#if defined(_MSC_VER)
+    _InterlockedExchange((volatile long *)flag, 1);
+#else
+    __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+#endif
+}

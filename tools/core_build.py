@@ -18,8 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
           "-fno-fast-math", "-fvisibility=hidden"]
 ISA_FLAGS = {
-    "cfq_avx2.c": ["-mavx2"],
-    "cfq_avx512.c": ["-mavx512f", "-mavx512bw", "-mavx512vl"],
+    "cfq_avx2.c": ["-mavx2", "-mf16c"],
+    "cfq_avx512.c": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16"],
 }
 # MSVC: precise floating point, contraction off.
 MSVC_CFLAGS = ["/O2", "/W3", "/WX", "/fp:precise", "/fp:contract-"]

@@ -54,4 +54,47 @@ static inline __mmask16 cfq_emulated_cmpgt_epu8_mask(__m128i a, __m128i b)
 #define _mm_test_epi8_mask cfq_emulated_test_epi8_mask
 #define _mm_cmpgt_epu8_mask cfq_emulated_cmpgt_epu8_mask
 
+/* Half-precision conversions from two F16C halves. */
+static inline __m512 cfq_emulated_cvtph_ps(__m256i h)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castps_pd(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h)))),
+        _mm256_castps_pd(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1))), 1));
+}
+static inline __m256i cfq_emulated_cvtps_ph(__m512 v, int rounding)
+{
+    (void)rounding; /* the file asks for nearest even only */
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm256_set_m128i(_mm256_cvtps_ph(high, _MM_FROUND_TO_NEAREST_INT),
+                            _mm256_cvtps_ph(_mm512_castps512_ps256(v), _MM_FROUND_TO_NEAREST_INT));
+}
+#undef _mm512_cvtph_ps
+#undef _mm512_cvtps_ph
+#define _mm512_cvtph_ps cfq_emulated_cvtph_ps
+#define _mm512_cvtps_ph cfq_emulated_cvtps_ph
+
+/* 16-bit widening and narrowing, element by element. */
+static inline __m512i cfq_emulated_cvtepu16_epi32(__m256i a)
+{
+    unsigned short h[16];
+    int v[16], k;
+    _mm256_storeu_si256((__m256i *)(void *)h, a);
+    for (k = 0; k < 16; k++)
+        v[k] = h[k];
+    return _mm512_loadu_si512((const void *)v);
+}
+static inline __m256i cfq_emulated_cvtepi32_epi16(__m512i a)
+{
+    unsigned short h[16];
+    int v[16], k;
+    _mm512_storeu_si512((void *)v, a);
+    for (k = 0; k < 16; k++)
+        h[k] = (unsigned short)v[k];
+    return _mm256_loadu_si256((const __m256i *)(const void *)h);
+}
+#undef _mm512_cvtepu16_epi32
+#undef _mm512_cvtepi32_epi16
+#define _mm512_cvtepu16_epi32 cfq_emulated_cvtepu16_epi32
+#define _mm512_cvtepi32_epi16 cfq_emulated_cvtepi32_epi16
+
 #endif /* CFQ_AVX512_EMULATED_H */

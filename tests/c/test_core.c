@@ -2,7 +2,8 @@
  * test_core.c -- C tests of the cfq core.  Every kernel table this machine
  * can run is compared bit for bit with the scalar reference, which is itself
  * checked against a direct transcription of TF's formulas.  Prints
- * "N passed, N failed" and exits non-zero on any failure.
+ * "N passed, N failed" and exits non-zero on any failure.  The 16-bit
+ * element types are tested in test_half.c.
  */
 #include <math.h>
 #include <stdint.h>
@@ -10,77 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfq_reference.h"
+#include "test_support.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
 #endif
-
-static long n_passed, n_failed;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            n_passed++;                                                    \
-        } else {                                                           \
-            n_failed++;                                                    \
-            if (n_failed <= 20) {                                          \
-                printf("FAIL %s:%d: ", __FILE__, __LINE__);                \
-                printf(__VA_ARGS__);                                       \
-                printf("\n");                                              \
-            }                                                              \
-        }                                                                  \
-    } while (0)
-
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0));
-}
-
-/* Tables this process can run: the dispatcher's available ones, plus the
- * AVX-512 table when it is built on SIMDe's emulation. */
-static int table_runs(int isa)
-{
-    const cfq_kernels *tables[CFQ_ISA_COUNT] = {
-        &cfq_kernels_scalar, &cfq_kernels_avx2, &cfq_kernels_avx512, &cfq_kernels_neon};
-#ifdef CFQ_AVX512_EMULATED
-    if (isa == CFQ_ISA_AVX512)
-        return tables[isa]->vars_grad != NULL;
-#endif
-    return tables[isa]->vars_grad != NULL && cfq_isa_available(isa);
-}
-
-static const cfq_kernels *table_of(int isa)
-{
-    switch (isa) {
-    case CFQ_ISA_AVX2: return &cfq_kernels_avx2;
-    case CFQ_ISA_AVX512: return &cfq_kernels_avx512;
-    case CFQ_ISA_NEON: return &cfq_kernels_neon;
-    default: return &cfq_kernels_scalar;
-    }
-}
 
 /* Interesting floats around the nudged range [lo, hi]. */
 static float pick_input(float lo, float hi)
@@ -172,7 +107,7 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
         if (isfinite(g[i]))
             mag += fabs((double)g[i]);
     }
-    rc = cfq_vars_grad_run(&cfq_kernels_scalar, g, x, n, q.min, q.max, q.num_bits, q.narrow,
+    rc = cfq_vars_grad_run(&cfq_kernels_scalar, CFQ_FLOAT32, g, x, n, q.min, q.max, q.num_bits, q.narrow,
                            ref, &rmin, &rmax, 1);
     CHECK(rc == CFQ_OK, "scalar rc %d", rc);
 
@@ -187,7 +122,7 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
     for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
         if (!table_runs(isa))
             continue;
-        rc = cfq_vars_grad_run(table_of(isa), g, x, n, q.min, q.max, q.num_bits, q.narrow,
+        rc = cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, g, x, n, q.min, q.max, q.num_bits, q.narrow,
                                got, &gmin, &gmax, 1);
         CHECK(rc == CFQ_OK, "%s rc %d", cfq_isa_name(isa), rc);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s dx differs, n=%zu", cfq_isa_name(isa), n);
@@ -196,12 +131,12 @@ static void test_case(size_t n, qcase q, int allow_nonfinite)
               bits_of(gmax), bits_of(rmin), bits_of(rmax));
         /* In place, over the gradients and over the inputs. */
         memcpy(inplace, g, n * sizeof(float));
-        cfq_vars_grad_run(table_of(isa), inplace, x, n, q.min, q.max, q.num_bits, q.narrow,
+        cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, inplace, x, n, q.min, q.max, q.num_bits, q.narrow,
                           inplace, &gmin, &gmax, 1);
         CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmin) == bits_of(rmin),
               "%s in place over gradients differs, n=%zu", cfq_isa_name(isa), n);
         memcpy(inplace, x, n * sizeof(float));
-        cfq_vars_grad_run(table_of(isa), g, inplace, n, q.min, q.max, q.num_bits, q.narrow,
+        cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, g, inplace, n, q.min, q.max, q.num_bits, q.narrow,
                           inplace, &gmin, &gmax, 1);
         CHECK(memcmp(inplace, ref, n * sizeof(float)) == 0 && bits_of(gmax) == bits_of(rmax),
               "%s in place over inputs differs, n=%zu", cfq_isa_name(isa), n);
@@ -323,7 +258,7 @@ static void test_special_semantics(void)
                 for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
                     if (!table_runs(isa))
                         continue;
-                    cfq_vars_grad_run(table_of(isa), gg, xx, 200, -1, 1, 8, 0, dd, &a, &b, 1);
+                    cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, gg, xx, 200, -1, 1, 8, 0, dd, &a, &b, 1);
                     CHECK(b == (float)ones && a == 0.0f, "%s giants at %d and %d: %g, want %d",
                           cfq_isa_name(isa), at, at + apart, (double)b, ones);
                 }
@@ -372,7 +307,7 @@ static void test_family_case(size_t n, qcase q)
         c = (c < p.nudged_min) ? p.nudged_min : c;
         ref[i] = floorf((c - p.nudged_min) / p.scale - p.quant_zero + half) * p.scale;
     }
-    cfq_kernels_scalar.vars_forward(x, n, &p, got);
+    cfq_kernels_scalar.vars_forward(x, n, &p, got, NULL);
     for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
         ;
     CHECK(i == n, "vars forward vs formula n=%zu i=%zu x=%a got %08x want %08x", n, i,
@@ -380,9 +315,9 @@ static void test_family_case(size_t n, qcase q)
 
     for (op = 0; op < 3; op++) {
         if (op == 0)
-            cfq_kernels_scalar.vars_forward(x, n, &p, ref);
+            cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL);
         else if (op == 1)
-            cfq_kernels_scalar.args_forward(x, n, &p, ref);
+            cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL);
         else
             cfq_kernels_scalar.args_grad(g, x, n, &p, ref);
         for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
@@ -390,9 +325,9 @@ static void test_family_case(size_t n, qcase q)
             if (!table_runs(isa))
                 continue;
             if (op == 0)
-                k->vars_forward(x, n, &p, got);
+                k->vars_forward(x, n, &p, got, NULL);
             else if (op == 1)
-                k->args_forward(x, n, &p, got);
+                k->args_forward(x, n, &p, got, NULL);
             else
                 k->args_grad(g, x, n, &p, got);
             CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s op %d differs from scalar, n=%zu",
@@ -429,7 +364,7 @@ static void test_pc_case(size_t rows, size_t m)
         x[i] = pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m]);
         g[i] = pick_gradient(i % 7 == 0);
     }
-    cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref);
+    cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, NULL);
     for (i = 0; i < n; i++) {
         const size_t c = i % m;
         const float want = pp.keep[c] ? cfq_forward_mul_one(x[i], pp.nudged_min[c], pp.nudged_max[c],
@@ -445,8 +380,8 @@ static void test_pc_case(size_t rows, size_t m)
         const cfq_kernels *k = table_of(isa);
         if (!table_runs(isa))
             continue;
-        k->per_channel_forward(x, rows, m, m, &pp, got);
-        cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref);
+        k->per_channel_forward(x, rows, m, m, &pp, got, NULL);
+        cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, NULL);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc forward differs rows=%zu m=%zu",
               cfq_isa_name(isa), rows, m);
         memset(&got_acc, 0, sizeof got_acc);
@@ -533,8 +468,8 @@ static void test_region_case(size_t n, qcase q)
         const cfq_kernels *k = table_of(isa);
         if (!table_runs(isa))
             continue;
-        cfq_kernels_scalar.vars_forward(x, n, &p, ref);
-        k->region_forward(x, n, &p, got, codes);
+        cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL);
+        k->vars_forward(x, n, &p, got, codes);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s region forward differs n=%zu",
               cfq_isa_name(isa), n);
         for (i = 0; i < n && codes[i] == cfq_region_of(x[i], p.nudged_min, p.nudged_max); i++)
@@ -668,7 +603,7 @@ static void test_block_modes(void)
         if (rng_next() % 61 == 0)
             g[i] = float_of(0x00000123u | (uint32_t)(rng_next() % 2) << 31); /* denormal */
     }
-    cfq_kernels_scalar.region_forward(x, n, &p, got, codes);
+    cfq_kernels_scalar.vars_forward(x, n, &p, got, codes);
     for (from_codes = 0; from_codes < 2; from_codes++) {
         for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
             const cfq_kernels *k = table_of(isa);
@@ -715,10 +650,10 @@ static void test_block_modes(void)
         q.stream = 1;
         for (op = 0; op < 4; op++) {
             switch (op) {
-            case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref); k->vars_forward(x, n, &q, got); break;
-            case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref); k->args_forward(x, n, &q, got); break;
+            case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL); k->vars_forward(x, n, &q, got, NULL); break;
+            case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL); k->args_forward(x, n, &q, got, NULL); break;
             case 2: cfq_kernels_scalar.args_grad(g, x, n, &p, ref); k->args_grad(g, x, n, &q, got); break;
-            default: cfq_kernels_scalar.region_forward(x, n, &p, ref, codes); k->region_forward(x, n, &q, got, codes2); break;
+            default: cfq_kernels_scalar.vars_forward(x, n, &p, ref, codes); k->vars_forward(x, n, &q, got, codes2); break;
             }
             for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
                 ;
@@ -792,12 +727,12 @@ static void test_threads(void)
 static float fake_base[16];
 static int fake_bad;
 
-static void fake_vars_grad(const float *g, const float *x, size_t n, const cfq_params *p, float *dx,
+static void fake_vars_grad(const void *g, const void *x, size_t n, const cfq_params *p, void *dx,
                            double sums[2])
 {
-    const size_t off = (size_t)(g - fake_base);
+    const size_t off = (size_t)((const float *)g - fake_base);
     (void)p;
-    if (x != g || dx != (float *)g || off % CFQ_CHUNK != 0 || n == 0 || n > CFQ_CHUNK)
+    if (x != g || dx != g || off % CFQ_CHUNK != 0 || n == 0 || n > CFQ_CHUNK)
         fake_bad = 1;
     sums[0] = (double)n;
     sums[1] = 1.0;
@@ -815,7 +750,7 @@ static void test_huge_sizes(void)
     fake.vars_grad = fake_vars_grad;
     for (t = 1; t <= 3; t += 2) {
         fake_bad = 0;
-        CHECK(cfq_vars_grad_run(&fake, fake_base, fake_base, n, -1.0f, 1.0f, 8, 0, fake_base, &a, &b, t) ==
+        CHECK(cfq_vars_grad_run(&fake, CFQ_FLOAT32, fake_base, fake_base, n, -1.0f, 1.0f, 8, 0, fake_base, &a, &b, t) ==
                   CFQ_OK,
               "huge run");
         CHECK(!fake_bad && a == (float)n && b == (float)chunks,
@@ -856,6 +791,7 @@ int main(void)
         test_region_mixed(CFQ_CHUNK - 3);
     }
     test_block_modes();
+    test_half_dtypes();
     test_threads();
     test_huge_sizes();
     printf("%ld passed, %ld failed\n", n_passed, n_failed);
