@@ -42,7 +42,6 @@ def test_corpus_is_large_and_varied():
     assert {c["inputs"].ndim for c in VARS_GRAD} >= {0, 1, 2, 3, 4}
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_vars_grad_matches_tf(isa):
     checked = 0
     for case in VARS_GRAD:
@@ -93,7 +92,6 @@ def bounds_finite(case):
     return bool(np.all(np.isfinite(case["min"])) and np.all(np.isfinite(case["max"])))
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_vars_forward_matches_tf(isa):
     checked = 0
     for case in VARS:
@@ -108,7 +106,6 @@ def test_vars_forward_matches_tf(isa):
     assert checked >= 500
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_args_matches_tf(isa):
     checked = 0
     for case in ARGS:
@@ -128,7 +125,6 @@ def test_args_matches_tf(isa):
     assert checked >= 100
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_per_channel_matches_tf(isa):
     checked = 0
     for case in PER_CHANNEL:

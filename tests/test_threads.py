@@ -52,7 +52,6 @@ def test_per_channel_identical_bits_for_every_thread_count(shape, axis):
 
 
 @pytest.mark.parametrize("mn,mx", [(-1.0, 1.0), (0.0, 0.0), (1.0, -1.0), (0.5, 0.5), (-3e38, 3e38), (-0.3, 2.7)])
-@pytest.mark.parametrize("isa", ISAS)
 def test_region_gradient_equals_vars_gradient(mn, mx, isa):
     g, x = wide(70001, 5)
     x[::11] = np.nan
