@@ -1,16 +1,17 @@
-"""CFQ_ISA, read once at import: forcing each available path, and what an
-unknown or unavailable name does (a RuntimeWarning and the best path)."""
+"""Dispatch: CFQ_ISA, read once at import (forcing each path, and what an
+unknown or unavailable name does: a RuntimeWarning and the best path), and
+the isa= argument's checks."""
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import cfq
-from support import ISAS
+from support import CFQ_PARENT, ISAS
 
-# The folder holding the cfq under test (a checkout or site-packages).
-CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))
+vg = cfq.fake_quant_with_min_max_vars_gradient
 
 
 def run(env_value, code="import cfq; print(cfq.active_isa())"):
@@ -38,3 +39,15 @@ def test_unknown_or_unavailable_warns_and_falls_back(name):
     out, err = run(name)
     assert "RuntimeWarning" in err and "CFQ_ISA" in err
     assert out in ISAS
+
+
+def test_unavailable_isa_rejected():
+    missing = [i for i in ("scalar", "avx2", "avx512", "neon") if i not in ISAS]
+    for name in missing:
+        with pytest.raises(ValueError, match="not available"):
+            vg(np.zeros(3), np.zeros(3), -1.0, 1.0, isa=name)
+
+
+def test_isa_name_with_nul_rejected():
+    with pytest.raises(ValueError, match="unknown isa"):
+        vg(np.zeros(3), np.zeros(3), -1.0, 1.0, isa="scalar\0junk")

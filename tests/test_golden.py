@@ -7,7 +7,7 @@ import pytest
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal
+from support import assert_bits_equal, assert_sum_at_least_as_accurate
 from golden_io import load_cases as load_golden, load_meta
 
 
@@ -21,19 +21,6 @@ VARS_GRAD = load_cases("vars_grad")
 
 def finite_range(case):
     return np.isfinite(case["min"]) and np.isfinite(case["max"])
-
-
-def assert_sum_at_least_as_accurate(got, tf_value, exact, what):
-    got, tf_value, exact = np.float32(got), np.float32(tf_value), np.float32(exact)
-    if np.isnan(tf_value) or np.isnan(exact):
-        assert np.isnan(got), f"{what}: got {got}, TF {tf_value}, exact {exact}"
-        return
-    if np.isinf(exact):
-        assert got == exact, f"{what}: got {got}, exact {exact}"
-        return
-    err_cfq = abs(float(got) - float(exact))
-    err_tf = abs(float(tf_value) - float(exact)) if np.isfinite(tf_value) else np.inf
-    assert err_cfq <= err_tf, f"{what}: cfq {got} (err {err_cfq}), TF {tf_value} (err {err_tf}), exact {exact}"
 
 
 def test_corpus_is_large_and_varied():

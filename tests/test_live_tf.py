@@ -10,8 +10,7 @@ tf = pytest.importorskip("tensorflow")
 
 import cfq  # noqa: E402
 import model  # noqa: E402
-from support import ISAS, assert_bits_equal  # noqa: E402
-from test_golden import assert_sum_at_least_as_accurate  # noqa: E402
+from support import ISAS, assert_bits_equal, assert_sum_at_least_as_accurate  # noqa: E402
 
 F32 = np.float32
 

@@ -1,6 +1,6 @@
-"""The rest of TF's fake-quant family: forward vars/args/per-channel and the
-args and per-channel gradients, against the NumPy model, on every ISA path,
-plus TF's crash reports replayed as clean errors."""
+"""fake_quant_with_min_max_vars_per_channel and its gradient, on any axis:
+against the NumPy model, every ISA path against the scalar one, odd valid
+calls, out= sharing min/max memory."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,40 +9,10 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal
+from support import ISAS, assert_bits_equal, bit_widths, floats32, rnd
 
-SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3.4e38, -3.4e38]
-floats32 = st.one_of(st.floats(width=32), st.sampled_from(SPECIAL), st.floats(-8, 8, width=32))
-ranges = st.tuples(st.floats(-10, 10, width=32), st.floats(-10, 10, width=32))
-bits = st.integers(2, 16)
-
-
-def rnd(shape, seed=0, scale=3.0):
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
-@settings(max_examples=150, deadline=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=9), elements=floats32),
-       ranges, bits, st.booleans(), st.sampled_from(ISAS))
-def test_vars_forward_matches_model(x, r, nb, narrow, isa):
-    got = cfq.fake_quant_with_min_max_vars(x, r[0], r[1], nb, narrow, isa=isa)
-    assert_bits_equal(got, model.vars_forward(x, r[0], r[1], nb, narrow))
-
-
-@settings(max_examples=150, deadline=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=9), elements=floats32),
-       ranges, bits, st.booleans(), st.sampled_from(ISAS))
-def test_args_forward_and_gradient_match_model(x, r, nb, narrow, isa):
-    lo, hi = float(min(r)), float(max(r))
-    if not model.ftz(np.float32(lo)) < model.ftz(np.float32(hi)):  # TF compares with denormals as 0
-        with pytest.raises(ValueError, match="smaller than max"):
-            cfq.fake_quant_with_min_max_args(x, lo, hi, nb, narrow, isa=isa)
-        return
-    got = cfq.fake_quant_with_min_max_args(x, lo, hi, nb, narrow, isa=isa)
-    assert_bits_equal(got, model.args_forward(x, lo, hi, nb, narrow))
-    g = x[::-1].copy() if x.ndim else x
-    got = cfq.fake_quant_with_min_max_args_gradient(g, x, lo, hi, nb, narrow, isa=isa)
-    assert_bits_equal(got, model.args_grad(g, x, lo, hi, nb, narrow))
+vpc = cfq.fake_quant_with_min_max_vars_per_channel
+vpcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
 
 
 @st.composite
@@ -61,7 +31,7 @@ def per_channel_case(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(per_channel_case(), bits, st.booleans(), st.sampled_from(ISAS))
+@given(per_channel_case(), bit_widths, st.booleans(), st.sampled_from(ISAS))
 def test_per_channel_matches_model(case, nb, narrow, isa):
     x, g, mins, maxs, axis = case
     got = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, nb, narrow, axis=axis, isa=isa)
@@ -104,7 +74,7 @@ def test_per_channel_axis_without_transposing_view():
 
 
 def test_odd_valid_calls():
-    assert cfq.fake_quant_with_min_max_vars(np.float32(0.3), -1.0, 1.0).shape == ()
+    # (the vars forward op's odd calls are in test_vars_forward.py)
     assert cfq.fake_quant_with_min_max_vars_per_channel(np.zeros((0, 3)), [-1] * 3, [1] * 3).shape == (0, 3)
     r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(np.zeros((0, 3)), np.zeros((0, 3)), [-1] * 3, [1] * 3)
     assert r[0].shape == (0, 3) and r[1].shape == (3,) and not r[1].any()
@@ -115,64 +85,6 @@ def test_odd_valid_calls():
     g = rnd((5, 3), 7)
     r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, [0] * 3, [0] * 3)
     assert_bits_equal(r[0], g)
-    assert not cfq.fake_quant_with_min_max_vars(x, 0.0, 0.0).any()
-
-
-def test_out_and_in_place_for_forward_ops():
-    x = rnd(1000, 8)
-    want = cfq.fake_quant_with_min_max_vars(x, -2.0, 2.0)
-    y = x.copy()
-    assert cfq.fake_quant_with_min_max_vars(y, -2.0, 2.0, out=y) is y
-    assert_bits_equal(y, want)
-    y = x.copy()
-    assert cfq.fake_quant_with_min_max_args(y, -2.0, 2.0, out=y) is y
-    assert_bits_equal(y, cfq.fake_quant_with_min_max_args(x, -2.0, 2.0))
-    buf = np.concatenate([x, x[:1]])
-    out = buf[1:]
-    cfq.fake_quant_with_min_max_vars(buf[:-1], -2.0, 2.0, out=out)
-    assert_bits_equal(out, want)
-
-
-vpc = cfq.fake_quant_with_min_max_vars_per_channel
-vpcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
-z3 = np.zeros((2, 3), np.float32)
-CRASHES = [
-    # TF issue 46910 and relatives: non-scalar min/max for the vars ops
-    (ValueError, "scalar", lambda: cfq.fake_quant_with_min_max_vars(z3, [1.0, 1.0], 2.0)),
-    (ValueError, "scalar", lambda: cfq.fake_quant_with_min_max_vars_gradient(z3, z3, -1.0, [[1.0]])),
-    # scalar inputs for per-channel (TF aborts: Check failed d >= 0)
-    (ValueError, "rank >= 1", lambda: vpc(np.float32(1.0), [-1.0], [1.0])),
-    (ValueError, "rank >= 1", lambda: vpcg(np.float32(1.0), np.float32(1.0), [-1.0], [1.0])),
-    # wrong channel counts
-    (ValueError, "incorrect size", lambda: vpc(z3, [-1.0, -1.0], [1.0, 1.0, 1.0])),
-    (ValueError, "incorrect size", lambda: vpcg(z3, z3, [-1.0] * 3, [1.0] * 4)),
-    (ValueError, "incorrect size", lambda: vpc(z3, [-1.0] * 2, [1.0] * 2, axis=0) if False else vpc(z3, [-1.0] * 3, [1.0] * 3, axis=0)),
-    # empty min/max
-    (ValueError, "incorrect size", lambda: vpc(z3, [], [])),
-    (ValueError, "incorrect size", lambda: vpcg(z3, z3, np.zeros(0), np.zeros(0))),
-    (ValueError, "rank 1", lambda: vpc(z3, -1.0, 1.0)),
-    (ValueError, "rank 1", lambda: vpc(z3, [[-1.0] * 3], [[1.0] * 3])),
-    (ValueError, "channel 1", lambda: vpc(z3, [-1.0, np.nan, -1.0], [1.0] * 3)),
-    (ValueError, "channel 2", lambda: vpcg(z3, z3, [-1.0] * 3, [1.0, 1.0, np.inf])),
-    (ValueError, "out of range", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, axis=2)),
-    (TypeError, "axis", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, axis=1.0)),
-    (ValueError, "num_bits", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, num_bits=17)),
-    (ValueError, "same shape", lambda: vpcg(z3, np.zeros((3, 2)), [-1.0] * 2, [1.0] * 2)),
-    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args(z3, 1.0, 1.0)),
-    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args(z3, -1e-40, 0.0)),
-    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args_gradient(z3, z3, 2.0, -2.0)),
-    (ValueError, "finite", lambda: cfq.fake_quant_with_min_max_args(z3, -np.inf, 1.0)),
-    (ValueError, "finite", lambda: cfq.fake_quant_with_min_max_vars(z3, np.nan, 1.0)),
-    (ValueError, "num_bits", lambda: cfq.fake_quant_with_min_max_args(z3, num_bits=1)),
-    (TypeError, "inputs", lambda: cfq.fake_quant_with_min_max_vars(np.zeros(3, complex), -1.0, 1.0)),
-    (TypeError, "min", lambda: vpc(z3, ["a"] * 3, [1.0] * 3)),
-]
-
-
-@pytest.mark.parametrize("exc,match,call", CRASHES, ids=[f"crash{i}" for i in range(len(CRASHES))])
-def test_tf_crash_reports_are_clean_errors(exc, match, call):
-    with pytest.raises(exc, match=match):
-        call()
 
 
 @pytest.mark.parametrize("which", ["min", "max"])
