@@ -46,9 +46,9 @@ def pytest_generate_tests(metafunc):
 # (AArch64) holds no flags.  Elsewhere cfq reads 0, and the check is void.
 if ARCH == "x86":
     FP_REGISTER, FP_COMPARED = "MXCSR", ~0x3F
-    FP_NOTE = " (bits 0-5, the sticky exception flags, are not compared)"
+    FP_NOTE = " (compared without bits 0-5, the sticky exception flags)"
 else:
-    FP_REGISTER, FP_COMPARED, FP_NOTE = ("FPCR" if ARCH == "arm64" else "FP control"), ~0, ""
+    FP_REGISTER, FP_COMPARED, FP_NOTE = ("FPCR" if ARCH == "arm64" else "the FP control register"), ~0, ""
 
 
 @pytest.fixture(autouse=True)
@@ -57,4 +57,5 @@ def check_fp_control():
     yield
     after = cfq._core._fp_control()
     if (before ^ after) & FP_COMPARED:
-        raise AssertionError(f"{FP_REGISTER} changed during the test: {before:#x} before, {after:#x} after{FP_NOTE}")
+        raise AssertionError(
+            f"{FP_REGISTER} changed during the test: {before:#x} before, {after:#x} after{FP_NOTE}")

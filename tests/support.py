@@ -8,6 +8,7 @@ import platform
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import cfq
@@ -46,6 +47,14 @@ ISA_PARAMS = [pytest.param(name, id=name, marks=[pytest.mark.skip(reason=isa_ski
                            if isa_skip_reason(name) else [])
               for name in ALL_ISAS]
 MISSING_ISAS = [name for name in ALL_ISAS if name not in ISAS]
+
+
+def shared_among_paths(factor=1):
+    """Settings for a @given test parametrised over `isa` that used to draw
+    the path as one more argument: `factor` times the profile's examples,
+    shared among the paths this machine runs, so each path sees as many
+    cases as before and the run takes as long (under any profile)."""
+    return settings(max_examples=max(1, factor * settings().max_examples // len(ISAS)))
 
 # The folder holding the cfq under test (a checkout or site-packages), for
 # subprocesses that must import the same cfq.

@@ -2,19 +2,20 @@
 every ISA path, how min/max are converted, out= and in place."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal, bit_widths, floats32, ranges, rnd
+from support import assert_bits_equal, bit_widths, floats32, ranges, rnd, shared_among_paths
 
 
-@settings(max_examples=150, deadline=None)
+# The examples are shared among the paths (support.shared_among_paths).
+@shared_among_paths()
 @given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=9), elements=floats32),
-       ranges, bit_widths, st.booleans(), st.sampled_from(ISAS))
-def test_args_forward_and_gradient_match_model(x, r, nb, narrow, isa):
+       ranges, bit_widths, st.booleans())
+def test_args_forward_and_gradient_match_model(isa, x, r, nb, narrow):
     lo, hi = float(min(r)), float(max(r))
     if not model.ftz(np.float32(lo)) < model.ftz(np.float32(hi)):  # TF compares with denormals as 0
         with pytest.raises(ValueError, match="smaller than max"):

@@ -1,25 +1,20 @@
 """Hardening: fuzzing the whole public API with hypothesis (any call either
 raises ValueError/TypeError with a message, or returns exactly the NumPy
-model's answer; CFQ_FUZZ_EXAMPLES sets the number of examples, and make fuzz
-runs many more than the suite's default), thread stress, leaks, and TF's
+model's answer; `make fuzz` runs these with the "fuzz" hypothesis profile
+of conftest.py, 20000 examples per test), thread stress, leaks, and TF's
 crash reports replayed as clean errors."""
 import os
 import threading
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
 from support import assert_bits_equal
-
-EXAMPLES = int(os.environ.get("CFQ_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3e38, -3e38, 3.4028235e38]
 scalars = st.one_of(
@@ -119,7 +114,6 @@ def valid_array(a):
     return arr.dtype.kind in "fiu"
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_vars_gradient(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -142,7 +136,6 @@ def test_fuzz_vars_gradient(data):
         assert (np.isnan(a) and np.isnan(b)) or a == b or abs(float(a) - float(b)) <= float(np.spacing(np.abs(b)))
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_forward_ops(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -172,7 +165,6 @@ def test_fuzz_forward_ops(data):
     assert_bits_equal(got, want(), op)
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_per_channel(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -197,7 +189,6 @@ def test_fuzz_per_channel(data):
                                              np.asarray(maxs, np.float32), int(nb), bool(nr), axis))
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_out_aliasing(data):
     """out= overlapping the inputs in any way: the right answer or an error."""

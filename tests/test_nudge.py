@@ -2,7 +2,7 @@
 model."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import cfq
@@ -19,7 +19,6 @@ def test_nudge():
         cfq.nudge(np.nan, 1.0)
 
 
-@settings(max_examples=100, deadline=None)
 @given(finite32, finite32, st.integers(2, 16), st.booleans())
 def test_nudge_matches_model(mn, mx, bits, narrow):
     got = cfq.nudge(mn, mx, bits, narrow)

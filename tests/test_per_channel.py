@@ -3,13 +3,13 @@ against the NumPy model, every ISA path against the scalar one, odd valid
 calls, out= sharing min/max memory."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal, bit_widths, floats32, rnd
+from support import assert_bits_equal, bit_widths, floats32, rnd, shared_among_paths
 
 vpc = cfq.fake_quant_with_min_max_vars_per_channel
 vpcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
@@ -30,9 +30,10 @@ def per_channel_case(draw):
     return x, g, mins, maxs, axis
 
 
-@settings(max_examples=150, deadline=None)
-@given(per_channel_case(), bit_widths, st.booleans(), st.sampled_from(ISAS))
-def test_per_channel_matches_model(case, nb, narrow, isa):
+# The examples are shared among the paths (support.shared_among_paths).
+@shared_among_paths()
+@given(per_channel_case(), bit_widths, st.booleans())
+def test_per_channel_matches_model(isa, case, nb, narrow):
     x, g, mins, maxs, axis = case
     got = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, nb, narrow, axis=axis, isa=isa)
     assert_bits_equal(got, model.per_channel(x, mins, maxs, nb, narrow, axis))
@@ -48,7 +49,7 @@ def test_per_channel_matches_model(case, nb, narrow, isa):
 
 @pytest.mark.parametrize("shape,axis", [((64, 300), -1), ((8, 33, 5, 5), 1), ((3, 1000), 0), ((4097, 3), -1),
                                         ((2, 600, 7), -1), ((1, 5000), 0)])
-def test_every_isa_same_bits_per_channel(shape, axis):
+def test_every_isa_same_bits_per_channel(shape, axis, isa):
     x, g = rnd(shape, 1), rnd(shape, 2, 1.0)
     d = shape[axis]
     mins = -np.abs(rnd(d, 3, 2.0)) - 0.1
@@ -56,11 +57,10 @@ def test_every_isa_same_bits_per_channel(shape, axis):
     mins[::7] = maxs[::7] = 0
     ref_f = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa="scalar")
     ref_g = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa="scalar")
-    for isa in ISAS:
-        assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
-        got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
-        for a, b in zip(got, ref_g):
-            assert_bits_equal(a, b, isa)
+    assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
+    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
+    for a, b in zip(got, ref_g):
+        assert_bits_equal(a, b, isa)
 
 
 def test_per_channel_axis_without_transposing_view():
@@ -74,7 +74,6 @@ def test_per_channel_axis_without_transposing_view():
 
 
 def test_odd_valid_calls():
-    # (the vars forward op's odd calls are in test_vars_forward.py)
     assert cfq.fake_quant_with_min_max_vars_per_channel(np.zeros((0, 3)), [-1] * 3, [1] * 3).shape == (0, 3)
     r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(np.zeros((0, 3)), np.zeros((0, 3)), [-1] * 3, [1] * 3)
     assert r[0].shape == (0, 3) and r[1].shape == (3,) and not r[1].any()

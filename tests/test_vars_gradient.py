@@ -3,13 +3,13 @@ strides, out=, errors), property tests against the NumPy model of TF's
 formulas (tests/model.py), and every ISA path against the scalar one."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal, bits, finite32, normal_data
+from support import assert_bits_equal, bits, finite32, normal_data, shared_among_paths
 
 vg = cfq.fake_quant_with_min_max_vars_gradient
 
@@ -139,17 +139,15 @@ def test_same_sums_any_isa(isa):
         assert_bits_equal(a, b, isa)
 
 
-@settings(max_examples=60, deadline=None)
 @given(st.integers(0, 5000), st.integers(0, 2**32 - 1), st.floats(0.01, 20))
-def test_every_isa_identical_bits(n, seed, spread):
+def test_every_isa_identical_bits(isa, n, seed, spread):
     rng = np.random.default_rng(seed)
     g = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(np.float32)
     x = (rng.standard_normal(n) * spread).astype(np.float32)
     ref = cfq.fake_quant_with_min_max_vars_gradient(g, x, -1.0, 1.0, isa="scalar")
-    for isa in ISAS:
-        got = cfq.fake_quant_with_min_max_vars_gradient(g, x, -1.0, 1.0, isa=isa)
-        for a, b in zip(got, ref):
-            assert_bits_equal(a, b, isa)
+    got = cfq.fake_quant_with_min_max_vars_gradient(g, x, -1.0, 1.0, isa=isa)
+    for a, b in zip(got, ref):
+        assert_bits_equal(a, b, isa)
 
 
 # ---- out= --------------------------------------------------------------------
@@ -296,9 +294,11 @@ def cases(draw):
     return g, x, np.float32(mn), np.float32(mx), bits, narrow
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases(), st.sampled_from(ISAS))
-def test_vars_grad_matches_model(case, isa):
+# Twice the others' examples (the main op), shared among the paths
+# (support.shared_among_paths).
+@shared_among_paths(2)
+@given(cases())
+def test_vars_grad_matches_model(isa, case):
     g, x, mn, mx, bits, narrow = case
     r = cfq.fake_quant_with_min_max_vars_gradient(g, x, mn, mx, bits, narrow, isa=isa)
     dx, dmin, dmax = model.vars_grad(g, x, mn, mx, bits, narrow)
