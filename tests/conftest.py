@@ -16,10 +16,11 @@ from support import ARCH, ISA_PARAMS  # noqa: E402
 
 # ---- hypothesis profiles -------------------------------------------------------
 # "cfq" is the suite's: 150 examples per test (the count the fuzz tests
-# always had; the whole suite runs in about 20 s), no deadline (a shared,
-# noisy 2-core machine makes timings meaningless), and the health checks the
-# generators need off: the fuzz generators draw large arrays through
-# filtering strategies on purpose.
+# always had; the whole suite runs in about 20 s; tests parametrised over
+# `isa` share theirs among the paths, support.shared_among_paths), no
+# deadline (the time of one example on a shared, noisy CI machine says
+# nothing about cfq), and the health checks the generators need off: the
+# fuzz generators draw large arrays through filtering strategies on purpose.
 # "fuzz" is the long run (`make fuzz`): 20000 examples per test.
 # Choose one with CFQ_HYPOTHESIS_PROFILE=fuzz or hypothesis's own
 # --hypothesis-profile=fuzz (which wins when both are given).
