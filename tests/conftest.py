@@ -32,9 +32,11 @@ settings.load_profile(os.environ.get("CFQ_HYPOTHESIS_PROFILE", "cfq"))
 
 
 # ---- every path, the ones this machine cannot run shown as skipped ---------------
-# A test asks for `isa` by naming the argument.  Direct parametrisation, not
-# a parametrised fixture: hypothesis refuses function-scoped fixtures in
-# @given tests, and a module- or session-scoped one would reorder the run.
+# A test asks for `isa` by naming the argument; in a @given test name it
+# first, since given's positional strategies fill the rightmost arguments.
+# Direct parametrisation, not a parametrised fixture: hypothesis refuses
+# function-scoped fixtures in @given tests, and a module- or session-scoped
+# one would reorder the run.
 def pytest_generate_tests(metafunc):
     if "isa" in metafunc.fixturenames:
         metafunc.parametrize("isa", ISA_PARAMS)
