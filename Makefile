@@ -191,7 +191,7 @@ fuzz-short: fuzz-build
 # hypothesis fuzzing of the Python API with 20000 examples per test.
 fuzz: fuzz-build build
 	$(FUZZB)/fuzz_core $(FUZZ_OPTS) -max_total_time=600 $(FUZZB)/corpus
-	CFQ_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_fuzz_api.py
+	$(PY) -m pytest -q tests/test_hardening.py --hypothesis-profile=fuzz
 
 clean:
 	rm -rf build cfq/_core.c cfq/*.so cfq/*.pyd .pytest_cache

@@ -1,11 +1,66 @@
-"""Helpers the test files share: exact (bit) comparisons and the ISA paths
-this machine runs.  Imported by name from the test files (the tests folder
-is on sys.path through conftest.py), never from conftest itself."""
+"""Helpers the test files share: exact (bit) comparisons, the ISA paths (all
+four, with the reason a path cannot run here), data generators and
+hypothesis strategies.  Imported by name from the test files (the tests
+folder is on sys.path through conftest.py), never from conftest itself, and
+no test file imports another."""
+import os
+import platform
+
 import numpy as np
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import cfq
 
+# ---- ISA paths ---------------------------------------------------------------
+
+# Every path cfq has, whether or not this machine runs it; the tests are
+# parametrised over all four so a path that cannot run shows as SKIPPED with
+# its reason instead of silently vanishing from the run.
+ALL_ISAS = ("scalar", "avx2", "avx512", "neon")
+# The paths this CPU, OS and build run, scalar first.
 ISAS = cfq.available_isas()
+
+_ARCH_OF = {"avx2": "x86", "avx512": "x86", "neon": "arm64"}
+_FEATURE = {"avx2": "AVX2", "avx512": "AVX-512F", "neon": "NEON"}
+MACHINE = platform.machine() or "unknown"
+# platform.machine() spellings: Linux x86_64/aarch64, Windows AMD64/ARM64,
+# macOS x86_64/arm64.
+ARCH = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86", "x86": "x86",
+        "aarch64": "arm64", "arm64": "arm64"}.get(MACHINE.lower())
+
+
+def isa_skip_reason(name):
+    """Why this machine cannot run path `name`, or None if it can."""
+    if name in ISAS or name == "scalar":  # scalar always runs: never skip it
+        return None
+    if _ARCH_OF[name] != ARCH:
+        return f"{name}: not this machine's architecture ({MACHINE})"
+    if name == "neon":  # baseline on AArch64: only a build without it lacks it
+        return "neon: this build of cfq has no NEON path"
+    return f"{name}: this CPU or OS does not run {_FEATURE[name]} (or this build of cfq has no {name} path)"
+
+
+# conftest.py parametrises every test that takes an `isa` argument over these.
+ISA_PARAMS = [pytest.param(name, id=name, marks=[pytest.mark.skip(reason=isa_skip_reason(name))]
+                           if isa_skip_reason(name) else [])
+              for name in ALL_ISAS]
+MISSING_ISAS = [name for name in ALL_ISAS if name not in ISAS]
+
+
+def shared_among_paths(factor=1):
+    """Settings for a @given test parametrised over `isa` that used to draw
+    the path as one more argument: `factor` times the profile's examples,
+    shared among the paths this machine runs, so each path sees as many
+    cases as before and the run takes as long (under any profile)."""
+    return settings(max_examples=max(1, factor * settings().max_examples // len(ISAS)))
+
+# The folder holding the cfq under test (a checkout or site-packages), for
+# subprocesses that must import the same cfq.
+CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))
+
+# ---- exact comparisons ---------------------------------------------------------
 
 
 def bits(a):
@@ -21,3 +76,53 @@ def assert_bits_equal(got, want, what=""):
     assert bad.size == 0, (
         f"{what}: {bad.size} of {gb.size} elements differ; first at {bad[0]}: "
         f"got {gb.ravel()[bad[0]]:08x} want {wb.ravel()[bad[0]]:08x}")
+
+
+def assert_sum_at_least_as_accurate(got, tf_value, exact, what):
+    """cfq's min/max sum is at least as close to the exact sum as TF's
+    float32 sum (cfq's compensated sums are the documented difference)."""
+    got, tf_value, exact = np.float32(got), np.float32(tf_value), np.float32(exact)
+    if np.isnan(tf_value) or np.isnan(exact):
+        assert np.isnan(got), f"{what}: got {got}, TF {tf_value}, exact {exact}"
+        return
+    if np.isinf(exact):
+        assert got == exact, f"{what}: got {got}, exact {exact}"
+        return
+    err_cfq = abs(float(got) - float(exact))
+    err_tf = abs(float(tf_value) - float(exact)) if np.isfinite(tf_value) else np.inf
+    assert err_cfq <= err_tf, f"{what}: cfq {got} (err {err_cfq}), TF {tf_value} (err {err_tf}), exact {exact}"
+
+# ---- data ------------------------------------------------------------------------
+
+
+def normal_data(n, seed=0, spread=3.0):
+    """(gradients, inputs): standard normal gradients, inputs spread wide."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal(n).astype(np.float32)
+    x = (rng.standard_normal(n) * spread).astype(np.float32)
+    return g, x
+
+
+def wide_data(n, seed):
+    """(gradients, inputs): gradients over 60 decades, inputs in [-3, 3)."""
+    rng = np.random.default_rng(seed)
+    g = (rng.uniform(-1, 1, n) * 10.0 ** rng.uniform(-30, 30, n)).astype(np.float32)
+    x = rng.uniform(-3, 3, n).astype(np.float32)
+    return g, x
+
+
+def rnd(shape, seed=0, scale=3.0):
+    """Normal float32 values of this shape, times scale."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+# ---- hypothesis strategies ---------------------------------------------------------
+
+# Elements for the forward, args and per-channel ops' inputs.
+SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3.4e38, -3.4e38]
+floats32 = st.one_of(st.floats(width=32), st.sampled_from(SPECIAL), st.floats(-8, 8, width=32))
+# (min, max) pairs in either order.
+ranges = st.tuples(st.floats(-10, 10, width=32), st.floats(-10, 10, width=32))
+bit_widths = st.integers(2, 16)
+# Finite min/max values, zeros, denormals and giants included.
+finite32 = st.one_of(st.floats(-1e3, 1e3, width=32), st.sampled_from([0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38]),
+                     st.floats(width=32, allow_nan=False, allow_infinity=False))

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 import cfq
-from support import assert_bits_equal
+from support import CFQ_PARENT, assert_bits_equal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMBED = os.path.join(HERE, "embed")
 ROOT = os.path.dirname(HERE)
-CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                               reason="no C compiler")
 

@@ -1,24 +1,20 @@
-"""Fuzzing the whole public API with hypothesis: any call either raises
-ValueError/TypeError with a message, or returns exactly the NumPy model's
-answer.  CFQ_FUZZ_EXAMPLES sets the number of examples (make fuzz runs many
-more than the suite's default)."""
+"""Hardening: fuzzing the whole public API with hypothesis (any call either
+raises ValueError/TypeError with a message, or returns exactly the NumPy
+model's answer; `make fuzz` runs these with the "fuzz" hypothesis profile
+of conftest.py, 20000 examples per test), thread stress, leaks, and TF's
+crash reports replayed as clean errors."""
 import os
 import threading
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import ISAS, assert_bits_equal
-
-EXAMPLES = int(os.environ.get("CFQ_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+from support import assert_bits_equal
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3e38, -3e38, 3.4028235e38]
 scalars = st.one_of(
@@ -118,7 +114,6 @@ def valid_array(a):
     return arr.dtype.kind in "fiu"
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_vars_gradient(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -141,7 +136,6 @@ def test_fuzz_vars_gradient(data):
         assert (np.isnan(a) and np.isnan(b)) or a == b or abs(float(a) - float(b)) <= float(np.spacing(np.abs(b)))
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_forward_ops(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -171,7 +165,6 @@ def test_fuzz_forward_ops(data):
     assert_bits_equal(got, want(), op)
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_per_channel(data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
@@ -196,7 +189,6 @@ def test_fuzz_per_channel(data):
                                              np.asarray(maxs, np.float32), int(nb), bool(nr), axis))
 
 
-@FUZZ
 @given(st.data())
 def test_fuzz_out_aliasing(data):
     """out= overlapping the inputs in any way: the right answer or an error."""
@@ -329,3 +321,49 @@ def test_no_leaks():
     grown = rss() - before
     assert grown < 8 << 20, f"resident memory grew by {grown / 2**20:.1f} MiB"
     assert (sys.getrefcount(g), sys.getrefcount(x), sys.getrefcount(out)) == refs
+
+
+# ---- TF's crash reports, replayed: clean errors here ---------------------------
+
+vpc = cfq.fake_quant_with_min_max_vars_per_channel
+vpcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
+z3 = np.zeros((2, 3), np.float32)
+
+
+CRASHES = [
+    # TF issue 46910 and relatives: non-scalar min/max for the vars ops
+    (ValueError, "scalar", lambda: cfq.fake_quant_with_min_max_vars(z3, [1.0, 1.0], 2.0)),
+    (ValueError, "scalar", lambda: cfq.fake_quant_with_min_max_vars_gradient(z3, z3, -1.0, [[1.0]])),
+    # scalar inputs for per-channel (TF aborts: Check failed d >= 0)
+    (ValueError, "rank >= 1", lambda: vpc(np.float32(1.0), [-1.0], [1.0])),
+    (ValueError, "rank >= 1", lambda: vpcg(np.float32(1.0), np.float32(1.0), [-1.0], [1.0])),
+    # wrong channel counts
+    (ValueError, "incorrect size", lambda: vpc(z3, [-1.0, -1.0], [1.0, 1.0, 1.0])),
+    (ValueError, "incorrect size", lambda: vpcg(z3, z3, [-1.0] * 3, [1.0] * 4)),
+    (ValueError, "incorrect size", lambda: vpc(z3, [-1.0] * 2, [1.0] * 2, axis=0) if False else vpc(z3, [-1.0] * 3, [1.0] * 3, axis=0)),
+    # empty min/max
+    (ValueError, "incorrect size", lambda: vpc(z3, [], [])),
+    (ValueError, "incorrect size", lambda: vpcg(z3, z3, np.zeros(0), np.zeros(0))),
+    (ValueError, "rank 1", lambda: vpc(z3, -1.0, 1.0)),
+    (ValueError, "rank 1", lambda: vpc(z3, [[-1.0] * 3], [[1.0] * 3])),
+    (ValueError, "channel 1", lambda: vpc(z3, [-1.0, np.nan, -1.0], [1.0] * 3)),
+    (ValueError, "channel 2", lambda: vpcg(z3, z3, [-1.0] * 3, [1.0, 1.0, np.inf])),
+    (ValueError, "out of range", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, axis=2)),
+    (TypeError, "axis", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, axis=1.0)),
+    (ValueError, "num_bits", lambda: vpc(z3, [-1.0] * 3, [1.0] * 3, num_bits=17)),
+    (ValueError, "same shape", lambda: vpcg(z3, np.zeros((3, 2)), [-1.0] * 2, [1.0] * 2)),
+    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args(z3, 1.0, 1.0)),
+    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args(z3, -1e-40, 0.0)),
+    (ValueError, "smaller than max", lambda: cfq.fake_quant_with_min_max_args_gradient(z3, z3, 2.0, -2.0)),
+    (ValueError, "finite", lambda: cfq.fake_quant_with_min_max_args(z3, -np.inf, 1.0)),
+    (ValueError, "finite", lambda: cfq.fake_quant_with_min_max_vars(z3, np.nan, 1.0)),
+    (ValueError, "num_bits", lambda: cfq.fake_quant_with_min_max_args(z3, num_bits=1)),
+    (TypeError, "inputs", lambda: cfq.fake_quant_with_min_max_vars(np.zeros(3, complex), -1.0, 1.0)),
+    (TypeError, "min", lambda: vpc(z3, ["a"] * 3, [1.0] * 3)),
+]
+
+
+@pytest.mark.parametrize("exc,match,call", CRASHES, ids=[f"crash{i}" for i in range(len(CRASHES))])
+def test_tf_crash_reports_are_clean_errors(exc, match, call):
+    with pytest.raises(exc, match=match):
+        call()
