@@ -67,7 +67,7 @@ def test_c_extension_through_capsule(tmp_path):
     pytest.importorskip("setuptools")
     mod = build(tmp_path, ["cfqext.c"])
     version, isa, abi = mod.describe()
-    assert version == cfq.__version__ and isa == cfq.active_isa() and abi == 1
+    assert version == cfq.__version__ and isa == cfq.active_isa() and abi == 2  # CFQ_CAPI_VERSION
     g, x = data()
     dx = np.empty_like(g)
     rc, dmin, dmax = mod.grad(g, x, dx, -1.5, 1.5, 8)
