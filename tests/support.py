@@ -3,6 +3,7 @@ four, with the reason a path cannot run here), data generators and
 hypothesis strategies.  Imported by name from the test files (the tests
 folder is on sys.path through conftest.py), never from conftest itself, and
 no test file imports another."""
+import math
 import os
 import platform
 
@@ -126,3 +127,42 @@ bit_widths = st.integers(2, 16)
 # Finite min/max values, zeros, denormals and giants included.
 finite32 = st.one_of(st.floats(-1e3, 1e3, width=32), st.sampled_from([0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38]),
                      st.floats(width=32, allow_nan=False, allow_infinity=False))
+
+
+# ---- Sums against the exact ones -------------------------------------------
+
+CHUNK, BLOCK, LANES = 16384, 64, 8  # cfq_internal.h's chunk, block and lanes
+
+
+def lane_blocks_exact(run_terms):
+    """Whether every plain-double partial of cfq's order is exact for one run
+    of terms (an array as one chunked kernel call sees it: element i in lane
+    i % 8 of block i // 64 of chunk i // 16384).  Inexact only with terms
+    more than 2**29 apart in one lane and block: cfq's documented exception."""
+    t = np.asarray(run_terms, np.float64).ravel()
+    if t.size == 0 or not np.all(np.isfinite(t)):
+        return True
+    pad = (-t.size) % BLOCK
+    blocks = np.concatenate([t, np.zeros(pad)]).reshape(-1, BLOCK // LANES, LANES)  # [block, step, lane]
+    partial = np.zeros(blocks.shape[::2])
+    for step in range(blocks.shape[1]):  # the kernels' order: step by step
+        partial += blocks[:, step, :]
+    # exact iff the partial minus its terms is exactly 0 (fsum is exact here)
+    return all(math.fsum(list(blocks[b, :, l]) + [-partial[b, l]]) == 0.0
+               for b in range(blocks.shape[0]) for l in range(LANES))
+
+
+def assert_sum_as_documented(got, want, terms, runs=None):
+    """cfq's sum `got` against the float32 nearest the exact sum `want`:
+    equal within one float32 ulp (a double rounding at a float32 tie), except
+    where a lane's partial over a block was inexact (see lane_blocks_exact),
+    where the README's bound holds: 2**-50 of the sum of the terms'
+    magnitudes.  runs: the terms as the kernels saw them (default: one run)."""
+    got, want = float(got), float(want)
+    if np.isnan(want):
+        assert np.isnan(got), (got, want)
+        return
+    tol = float(np.spacing(np.abs(np.float32(want))))
+    if not all(lane_blocks_exact(r) for r in (runs if runs is not None else [terms])):
+        tol += 2.0 ** -50 * float(np.sum(np.abs(np.asarray(terms, np.float64))))
+    assert got == want or abs(got - want) <= tol, (got, want, tol)
