@@ -13,6 +13,9 @@ cdef extern from "cfq_import.h":
     int CFQ_OK
     int CFQ_ISA_AUTO
     int CFQ_CAPI_VERSION
+    int CFQ_FLOAT32
+    int CFQ_FLOAT16
+    int CFQ_BFLOAT16
 
     ctypedef struct cfq_exec:
         int isa
@@ -53,6 +56,55 @@ cdef extern from "cfq_import.h":
         int (*fq_region_grad)(const float *gradients, const unsigned char *region, size_t n,
                               float *backprops_wrt_input, float *backprop_wrt_min,
                               float *backprop_wrt_max, const cfq_exec *exec) nogil
+        # Version 2.
+        int (*fq_per_channel_and_region)(const float *inputs, size_t outer, size_t channels,
+                                         size_t inner, const float *min, const float *max,
+                                         int num_bits, int narrow_range, float *outputs,
+                                         unsigned char *region, const cfq_exec *exec) nogil
+        int (*fq_per_channel_region_grad)(const float *gradients, const unsigned char *region,
+                                          size_t outer, size_t channels, size_t inner,
+                                          float *backprops_wrt_input, float *backprop_wrt_min,
+                                          float *backprop_wrt_max, const cfq_exec *exec) nogil
+        int (*fq_vars_grad_typed)(int dtype, const void *gradients, const void *inputs, size_t n,
+                                  float min, float max, int num_bits, int narrow_range,
+                                  void *backprops_wrt_input, float *backprop_wrt_min,
+                                  float *backprop_wrt_max, const cfq_exec *exec) nogil
+        int (*fq_vars_typed)(int dtype, const void *inputs, size_t n, float min, float max,
+                             int num_bits, int narrow_range, void *outputs,
+                             const cfq_exec *exec) nogil
+        int (*fq_args_typed)(int dtype, const void *inputs, size_t n, float min, float max,
+                             int num_bits, int narrow_range, void *outputs,
+                             const cfq_exec *exec) nogil
+        int (*fq_args_grad_typed)(int dtype, const void *gradients, const void *inputs, size_t n,
+                                  float min, float max, int num_bits, int narrow_range,
+                                  void *backprops, const cfq_exec *exec) nogil
+        int (*fq_per_channel_typed)(int dtype, const void *inputs, size_t outer, size_t channels,
+                                    size_t inner, const float *min, const float *max,
+                                    int num_bits, int narrow_range, void *outputs,
+                                    const cfq_exec *exec) nogil
+        int (*fq_per_channel_grad_typed)(int dtype, const void *gradients, const void *inputs,
+                                         size_t outer, size_t channels, size_t inner,
+                                         const float *min, const float *max, int num_bits,
+                                         int narrow_range, void *backprops_wrt_input,
+                                         float *backprop_wrt_min, float *backprop_wrt_max,
+                                         const cfq_exec *exec) nogil
+        int (*fq_vars_and_region_typed)(int dtype, const void *inputs, size_t n, float min,
+                                        float max, int num_bits, int narrow_range, void *outputs,
+                                        unsigned char *region, const cfq_exec *exec) nogil
+        int (*fq_region_grad_typed)(int dtype, const void *gradients, const unsigned char *region,
+                                    size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
+                                    float *backprop_wrt_max, const cfq_exec *exec) nogil
+        int (*fq_per_channel_and_region_typed)(int dtype, const void *inputs, size_t outer,
+                                               size_t channels, size_t inner, const float *min,
+                                               const float *max, int num_bits, int narrow_range,
+                                               void *outputs, unsigned char *region,
+                                               const cfq_exec *exec) nogil
+        int (*fq_per_channel_region_grad_typed)(int dtype, const void *gradients,
+                                                const unsigned char *region, size_t outer,
+                                                size_t channels, size_t inner,
+                                                void *backprops_wrt_input, float *backprop_wrt_min,
+                                                float *backprop_wrt_max,
+                                                const cfq_exec *exec) nogil
 
     # With the GIL; NULL with ImportError set on failure.
     const cfq_capi *cfq_import() except NULL

@@ -20,6 +20,11 @@ cdef extern from "cfq.h" nogil:
     int CFQ_ENOMEM
     int CFQ_ESHAPE
     int CFQ_EREGION
+    int CFQ_EDTYPE
+
+    int CFQ_FLOAT32
+    int CFQ_FLOAT16
+    int CFQ_BFLOAT16
 
     int CFQ_REGION_INSIDE
     int CFQ_REGION_BELOW
@@ -82,3 +87,50 @@ cdef extern from "cfq.h" nogil:
     int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size_t n,
                            float *backprops_wrt_input, float *backprop_wrt_min,
                            float *backprop_wrt_max, const cfq_exec *exec)
+
+    int cfq_fq_per_channel_and_region(const float *inputs, size_t outer, size_t channels,
+                                      size_t inner, const float *min, const float *max,
+                                      int num_bits, int narrow_range, float *outputs,
+                                      unsigned char *region, const cfq_exec *exec)
+    int cfq_fq_per_channel_region_grad(const float *gradients, const unsigned char *region,
+                                       size_t outer, size_t channels, size_t inner,
+                                       float *backprops_wrt_input, float *backprop_wrt_min,
+                                       float *backprop_wrt_max, const cfq_exec *exec)
+
+    # The same ops on a dtype (CFQ_FLOAT32, CFQ_FLOAT16, CFQ_BFLOAT16).
+    int cfq_fq_vars_grad_typed(int dtype, const void *gradients, const void *inputs, size_t n,
+                               float min, float max, int num_bits, int narrow_range,
+                               void *backprops_wrt_input, float *backprop_wrt_min,
+                               float *backprop_wrt_max, const cfq_exec *exec)
+    int cfq_fq_vars_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                          int num_bits, int narrow_range, void *outputs, const cfq_exec *exec)
+    int cfq_fq_args_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                          int num_bits, int narrow_range, void *outputs, const cfq_exec *exec)
+    int cfq_fq_args_grad_typed(int dtype, const void *gradients, const void *inputs, size_t n,
+                               float min, float max, int num_bits, int narrow_range,
+                               void *backprops, const cfq_exec *exec)
+    int cfq_fq_per_channel_typed(int dtype, const void *inputs, size_t outer, size_t channels,
+                                 size_t inner, const float *min, const float *max, int num_bits,
+                                 int narrow_range, void *outputs, const cfq_exec *exec)
+    int cfq_fq_per_channel_grad_typed(int dtype, const void *gradients, const void *inputs,
+                                      size_t outer, size_t channels, size_t inner,
+                                      const float *min, const float *max, int num_bits,
+                                      int narrow_range, void *backprops_wrt_input,
+                                      float *backprop_wrt_min, float *backprop_wrt_max,
+                                      const cfq_exec *exec)
+    int cfq_fq_vars_and_region_typed(int dtype, const void *inputs, size_t n, float min,
+                                     float max, int num_bits, int narrow_range, void *outputs,
+                                     unsigned char *region, const cfq_exec *exec)
+    int cfq_fq_region_grad_typed(int dtype, const void *gradients, const unsigned char *region,
+                                 size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
+                                 float *backprop_wrt_max, const cfq_exec *exec)
+    int cfq_fq_per_channel_and_region_typed(int dtype, const void *inputs, size_t outer,
+                                            size_t channels, size_t inner, const float *min,
+                                            const float *max, int num_bits, int narrow_range,
+                                            void *outputs, unsigned char *region,
+                                            const cfq_exec *exec)
+    int cfq_fq_per_channel_region_grad_typed(int dtype, const void *gradients,
+                                             const unsigned char *region, size_t outer,
+                                             size_t channels, size_t inner,
+                                             void *backprops_wrt_input, float *backprop_wrt_min,
+                                             float *backprop_wrt_max, const cfq_exec *exec)

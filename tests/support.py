@@ -64,19 +64,42 @@ CFQ_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cfq.__file__)))
 # ---- exact comparisons ---------------------------------------------------------
 
 
+def is_half(a):
+    """Whether an array's dtype is float16 or ml_dtypes' bfloat16."""
+    dt = np.asarray(a).dtype
+    return dt.itemsize == 2 and (dt.kind == "f" or dt.name == "bfloat16")
+
+
 def bits(a):
-    """float32 values as their uint32 bit patterns, for exact comparisons."""
+    """Values as their bit patterns, for exact comparisons: float16 and
+    bfloat16 as uint16, everything else as float32's uint32."""
+    if is_half(a):
+        return np.ascontiguousarray(a).view(np.uint16)
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32)).view(np.uint32)
 
 
 def assert_bits_equal(got, want, what=""):
-    got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
+    """Equal bit for bit: 16-bit arrays of one dtype, or as float32."""
+    got, want = np.asarray(got), np.asarray(want)
+    if is_half(got) or is_half(want):
+        assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    else:
+        got, want = got.astype(np.float32), want.astype(np.float32)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     gb, wb = bits(got), bits(want)
     bad = np.flatnonzero(gb.ravel() != wb.ravel())
     assert bad.size == 0, (
         f"{what}: {bad.size} of {gb.size} elements differ; first at {bad[0]}: "
         f"got {gb.ravel()[bad[0]]:08x} want {wb.ravel()[bad[0]]:08x}")
+
+
+def element_dtype(a):
+    """The dtype cfq computes an array-like in and returns: float16 and
+    bfloat16 as they are, every other real dtype as float32."""
+    dt = np.asarray(a).dtype
+    if is_half(a):
+        return dt.newbyteorder("=")
+    return np.dtype(np.float32)
 
 
 def assert_sum_at_least_as_accurate(got, tf_value, exact, what):
@@ -162,7 +185,13 @@ def assert_sum_as_documented(got, want, terms, runs=None):
     if np.isnan(want):
         assert np.isnan(got), (got, want)
         return
-    tol = float(np.spacing(np.abs(np.float32(want))))
+    with np.errstate(over="ignore"):
+        want32 = float(np.float32(want))
+    if math.isinf(want32):
+        assert got == want32, (got, want)  # overflow: +-inf, exactly
+        return
+    # one float32 ulp at want (np.spacing "overflows" at float32's largest)
+    tol = max(2.0 ** (math.frexp(want32)[1] - 24), 2.0 ** -149)
     if not all(lane_blocks_exact(r) for r in (runs if runs is not None else [terms])):
         tol += 2.0 ** -50 * float(np.sum(np.abs(np.asarray(terms, np.float64))))
     assert got == want or abs(got - want) <= tol, (got, want, tol)

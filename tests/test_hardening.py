@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import assert_bits_equal
+from support import assert_bits_equal, element_dtype, is_half
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3e38, -3e38, 3.4028235e38]
 scalars = st.one_of(
@@ -59,6 +59,19 @@ def layout(draw, a):
 def as_model_input(v):
     with np.errstate(over="ignore"):  # huge float64 -> inf, as cfq and TF do
         return np.asarray(v, dtype=np.float32)
+
+
+def in_dtype_of(v, result):
+    """The float32 model's result as cfq returns it for inputs v: narrowed
+    to v's dtype where that is float16 or bfloat16 (cfq's definition)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(result, np.float32).astype(element_dtype(v))
+
+
+def same_element_dtype(a, b):
+    """Gradients and inputs cfq accepts together: one dtype where either is
+    16-bit (other real dtypes are both converted to float32)."""
+    return not (is_half(a) or is_half(b)) or element_dtype(a) == element_dtype(b)
 
 
 def check_or_error(call, want):
@@ -124,14 +137,14 @@ def test_fuzz_vars_gradient(data):
     got = check_or_error(lambda: cfq.fake_quant_with_min_max_vars_gradient(g, x, mn, mx, nb, nr, threads=threads),
                          None)
     ok = (valid_array(g) and valid_array(x) and np.shape(g) == np.shape(x) and valid_scalar(mn)
-          and valid_scalar(mx) and valid_bits(nb) and valid_narrow(nr))
+          and valid_scalar(mx) and valid_bits(nb) and valid_narrow(nr) and same_element_dtype(g, x))
     if not ok:
         assert got is None, "invalid arguments were accepted"
         return
     assert got is not None, "valid arguments were rejected"
     fmn, fmx = float(np.asarray(mn)), float(np.asarray(mx))
     dx, dmin, dmax = model.vars_grad(as_model_input(g), as_model_input(x), fmn, fmx, int(nb), bool(nr))
-    assert_bits_equal(got[0], dx, "dx")
+    assert_bits_equal(got[0], in_dtype_of(x, dx), "dx")
     for a, b in ((got[1], dmin), (got[2], dmax)):
         assert (np.isnan(a) and np.isnan(b)) or a == b or abs(float(a) - float(b)) <= float(np.spacing(np.abs(b)))
 
@@ -155,6 +168,8 @@ def test_fuzz_forward_ops(data):
         got = check_or_error(lambda: cfq.fake_quant_with_min_max_args_gradient(x, x, mn, mx, nb, nr), None)
         want = (lambda: model.args_grad(as_model_input(x), as_model_input(x), float(np.asarray(mn)),
                                        float(np.asarray(mx)), int(nb), bool(nr)))
+    want_32 = want
+    want = lambda: in_dtype_of(x, want_32())  # noqa: E731
     if ok and op != "vars":
         ok = bool(model.ftz(np.float32(np.asarray(mn).astype(np.float64))) <
                   model.ftz(np.float32(np.asarray(mx).astype(np.float64))))
@@ -185,8 +200,8 @@ def test_fuzz_per_channel(data):
         assert got is None
         return
     assert got is not None
-    assert_bits_equal(got, model.per_channel(as_model_input(x), np.asarray(mins, np.float32),
-                                             np.asarray(maxs, np.float32), int(nb), bool(nr), axis))
+    assert_bits_equal(got, in_dtype_of(x, model.per_channel(as_model_input(x), np.asarray(mins, np.float32),
+                                                            np.asarray(maxs, np.float32), int(nb), bool(nr), axis)))
 
 
 @given(st.data())
