@@ -11,7 +11,10 @@ thread, inputs already tensors).  Every number is a median of interleaved
 repetitions: the things compared run in turn, so a noisy neighbour slows them
 alike.  Data: g, x ~ N(0, 1), min/max = -3, 3 (0.27% of inputs outside, as
 in quantization-aware training, where min/max track the data's range); one
-row shows the worst case, x ~ N(0, 3) (32% outside).
+section shows the worst case for the gradient, half the inputs outside the
+range.  float16 and bfloat16 (section 6) compute in float32 between the
+conversions; their proxy is still float32 np.add, so the ratio shows what
+half the bytes buys.
 """
 import argparse
 import os
@@ -27,6 +30,7 @@ import cfq
 
 DEFAULT_SIZES = "1K,4K,16K,64K,256K,1M,4M,16M,64M"
 MIN_, MAX_ = -3.0, 3.0
+HALF_OUT_MIN, HALF_OUT_MAX = -1.0, 1.0  # with x ~ N(0, 1.5^2): half the inputs outside
 
 
 def parse_size(text):
@@ -139,16 +143,33 @@ def bench_gradient(sizes, reps, tf, report):
         del g, x, c
 
 
-def bench_worst_case(sizes, reps):
-    print(f"\n2. worst case, x ~ N(0, 3): 32% of inputs outside, one thread")
-    print(f"{'n':>6} {'cfq us':>10} {'np.add us':>10} {'cfq/add':>8}")
+def bench_worst_case(sizes, reps, tf):
+    print(f"\n2. half the inputs outside: x ~ N(0, 1.5^2), min/max = {HALF_OUT_MIN}, {HALF_OUT_MAX}"
+          " (51% outside), one thread; the region path against the input-based gradient")
+    head = (f"{'n':>6} {'cfq us':>10} {'np.add us':>10} {'cfq/add':>8} {'region us':>10}"
+            f" {'region/inputs':>14}")
+    if tf is not None:
+        head += f" {'TF us':>10} {'TF/cfq':>7}"
+    print(head)
     vg = cfq.fake_quant_with_min_max_vars_gradient
+    lo, hi = HALF_OUT_MIN, HALF_OUT_MAX
     for n in sizes:
-        g, x = make_data(n, spread=3.0)
+        g, x = make_data(n, spread=1.5)
+        _, region = cfq.fake_quant_with_min_max_vars_and_region(x, lo, hi)
         c = np.empty_like(g)
-        t = interleaved_medians([lambda: vg(g, x, MIN_, MAX_, out=c, threads=1),
-                                 lambda: np.add(g, x, out=c)], reps_for(n, reps))
-        print(f"{fmt_size(n):>6} {t[0] * 1e6:>10.2f} {t[1] * 1e6:>10.2f} {t[0] / t[1]:>8.2f}", flush=True)
+        fns = [lambda: vg(g, x, lo, hi, out=c, threads=1), lambda: np.add(g, x, out=c),
+               lambda: cfq.fake_quant_region_gradient(g, region, out=c, threads=1)]
+        if tf is not None:
+            tg, tx, tmin, tmax = tf.constant(g), tf.constant(x), tf.constant(lo), tf.constant(hi)
+            fq = tf.quantization.fake_quant_with_min_max_vars_gradient
+            fns.append(lambda: fq(tg, tx, tmin, tmax))
+        t = interleaved_medians(fns, reps_for(n, reps))
+        line = (f"{fmt_size(n):>6} {t[0] * 1e6:>10.2f} {t[1] * 1e6:>10.2f} {t[0] / t[1]:>8.2f}"
+                f" {t[2] * 1e6:>10.2f} {t[2] / t[0]:>14.2f}")
+        if tf is not None:
+            line += f" {t[3] * 1e6:>10.2f} {t[3] / t[0]:>7.2f}"
+        print(line, flush=True)
+        del g, x, c, region
 
 
 def bench_threads(sizes, reps, cpus):
@@ -188,7 +209,7 @@ def bench_region(sizes, reps, report):
 def bench_family(sizes, reps, tf):
     print("\n5. the other ops, one thread; proxy: np.negative(x, out=c) for one read + one write,"
           " np.add for two reads + one write")
-    head = f"{'op':<34} {'n':>5} {'cfq us':>9} {'GB/s':>6} {'/proxy':>7}"
+    head = f"{'op':<40} {'n':>5} {'cfq us':>9} {'GB/s':>6} {'/proxy':>7}"
     if tf is not None:
         head += f" {'TF us':>9} {'TF/cfq':>7}"
     print(head)
@@ -197,8 +218,9 @@ def bench_family(sizes, reps, tf):
     for n in sizes:
         g, x = make_data(n)
         g2, x2 = g.reshape(-1, d), x.reshape(-1, d)
+        g3, x3 = g.reshape(d, -1), x.reshape(d, -1)
         c = np.empty_like(g)
-        c2 = c.reshape(-1, d)
+        c2, c3 = c.reshape(-1, d), c.reshape(d, -1)
         ops = [
             ("fake_quant_with_min_max_vars", 8, lambda: cfq.fake_quant_with_min_max_vars(x, MIN_, MAX_, out=c, threads=1),
              lambda: np.negative(x, out=c), "fake_quant_with_min_max_vars", lambda q: q(tx, tmin, tmax)),
@@ -215,25 +237,82 @@ def bench_family(sizes, reps, tf):
              lambda: cfq.fake_quant_with_min_max_vars_per_channel_gradient(g2, x2, mins, maxs, out=c2, threads=1),
              lambda: np.add(g, x, out=c), "fake_quant_with_min_max_vars_per_channel_gradient",
              lambda q: q(tg2, tx2, tmins, tmaxs)),
+            # channels first (TF has only the last axis: no TF column)
+            (f"per_channel [{d}, n/{d}] axis=0", 8,
+             lambda: cfq.fake_quant_with_min_max_vars_per_channel(x3, mins, maxs, axis=0, out=c3, threads=1),
+             lambda: np.negative(x, out=c), None, None),
+            (f"per_channel_gradient [{d}, n/{d}] axis=0", 12,
+             lambda: cfq.fake_quant_with_min_max_vars_per_channel_gradient(g3, x3, mins, maxs, axis=0, out=c3,
+                                                                           threads=1),
+             lambda: np.add(g, x, out=c), None, None),
         ]
         if tf is not None:
             tg, tx, tg2, tx2 = tf.constant(g), tf.constant(x), tf.constant(g2), tf.constant(x2)
             tmin, tmax, tmins, tmaxs = tf.constant(MIN_), tf.constant(MAX_), tf.constant(mins), tf.constant(maxs)
         for name, nbytes, fn, proxy, tf_name, tf_call in ops:
             fns = [fn, proxy]
-            if tf is not None:
+            if tf is not None and tf_name is not None:
                 q = getattr(tf.quantization, tf_name)
                 fns.append(lambda q=q, tf_call=tf_call: tf_call(q))
             t = interleaved_medians(fns, reps_for(n, reps))
-            line = f"{name:<34} {fmt_size(n):>5} {t[0] * 1e6:>9.1f} {nbytes * n / t[0] / 1e9:>6.1f} {t[0] / t[1]:>7.2f}"
-            if tf is not None:
+            line = f"{name:<40} {fmt_size(n):>5} {t[0] * 1e6:>9.1f} {nbytes * n / t[0] / 1e9:>6.1f} {t[0] / t[1]:>7.2f}"
+            if len(t) > 2:
                 line += f" {t[2] * 1e6:>9.1f} {t[2] / t[0]:>7.2f}"
             print(line, flush=True)
 
 
+def half_dtypes():
+    """(name, dtype) of the 16-bit types this machine can make: float16
+    always, bfloat16 when ml_dtypes is importable."""
+    kinds = [("float16", np.dtype(np.float16))]
+    try:
+        import ml_dtypes
+        kinds.append(("bfloat16", np.dtype(ml_dtypes.bfloat16)))
+    except ImportError:
+        pass
+    return kinds
+
+
+def bench_dtypes(sizes, reps):
+    kinds = half_dtypes()
+    names = [name for name, _ in kinds]
+    print(f"\n6. float16 and bfloat16 next to float32 (one thread): time of each over float32's,"
+          f" same values; {'bfloat16 needs ml_dtypes: not importable here' if len(kinds) < 2 else ''}"
+          .rstrip("; "))
+    print(f"{'op':<40} {'n':>5} {'float32 us':>11}" + "".join(f" {nm + ' us':>12} {nm[:4] + '/f32':>9}"
+                                                          for nm in names))
+    d = 64
+    mins, maxs = np.full(d, MIN_, np.float32), np.full(d, MAX_, np.float32)
+    vg = cfq.fake_quant_with_min_max_vars_gradient
+    pcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
+    for n in sizes:
+        g32, x32 = make_data(n)
+        arrays = [(g32, x32, np.empty_like(g32))]
+        for _, dt in kinds:
+            g, x = g32.astype(dt), x32.astype(dt)
+            arrays.append((g, x, np.empty_like(g)))
+        ops = [
+            ("fake_quant_with_min_max_vars_gradient",
+             lambda g, x, c: vg(g, x, MIN_, MAX_, out=c, threads=1)),
+            ("fake_quant_with_min_max_vars",
+             lambda g, x, c: cfq.fake_quant_with_min_max_vars(x, MIN_, MAX_, out=c, threads=1)),
+            (f"per_channel_gradient [n/{d}, {d}]",
+             lambda g, x, c: pcg(g.reshape(-1, d), x.reshape(-1, d), mins, maxs, out=c.reshape(-1, d),
+                                 threads=1)),
+            (f"per_channel_gradient [{d}, n/{d}] axis=0",
+             lambda g, x, c: pcg(g.reshape(d, -1), x.reshape(d, -1), mins, maxs, axis=0,
+                                 out=c.reshape(d, -1), threads=1)),
+        ]
+        for name, op in ops:
+            t = interleaved_medians([lambda a=a: op(*a) for a in arrays], reps_for(n, reps))
+            print(f"{name:<40} {fmt_size(n):>5} {t[0] * 1e6:>11.1f}"
+                  + "".join(f" {tk * 1e6:>12.1f} {tk / t[0]:>9.2f}" for tk in t[1:]), flush=True)
+        del arrays, g32, x32
+
+
 def bench_isas(n, reps):
     isas = cfq.available_isas()
-    print(f"\n6. each instruction-set path, gradient at n={fmt_size(n)} (ratio to np.add on the same arrays)")
+    print(f"\n7. each instruction-set path, gradient at n={fmt_size(n)} (ratio to np.add on the same arrays)")
     g, x = make_data(n)
     c = np.empty_like(g)
     vg = cfq.fake_quant_with_min_max_vars_gradient
@@ -269,7 +348,7 @@ def bench_gil(n=32768, calls=400, reps=9):
             fn()
             s.append(time.perf_counter() - t0)
     t1, t2 = statistics.median(samples1), statistics.median(samples2)
-    print(f"\n7. GIL released: {calls} gradient calls at n={fmt_size(n)}: one Python thread {t1 * 1e3:.1f} ms,"
+    print(f"\n8. GIL released: {calls} gradient calls at n={fmt_size(n)}: one Python thread {t1 * 1e3:.1f} ms,"
           f" two Python threads {t2 * 1e3:.1f} ms, ratio {t2 / t1:.2f}")
 
 
@@ -319,10 +398,11 @@ def main(argv=None):
                             "not importable here: TF columns skipped"))
     report = Report()
     bench_gradient(sizes, reps, tf, report)
-    bench_worst_case(big[:2], reps)
+    bench_worst_case([n for n in (1 << 16, 1 << 20, 1 << 24) if n <= max(sizes)], reps, tf)
     bench_threads(big, reps, cpus)
     bench_region(big, reps, report)
     bench_family([n for n in (1 << 16, 1 << 20, 1 << 24) if n <= max(sizes)], reps, tf)
+    bench_dtypes([n for n in (1 << 16, 1 << 24) if n <= max(sizes)], reps)
     bench_isas(1 << 16, reps)
     bench_gil()
     import importlib.util  # the JAX section (cfq/bench_jax.py), when jax is importable

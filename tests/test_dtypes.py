@@ -215,3 +215,31 @@ def test_bfloat16_ranges_are_accepted():
                       cfq.fake_quant_with_min_max_vars_per_channel(x, up(lo), up(hi)))
     assert_bits_equal(cfq.fake_quant_with_min_max_vars(x, lo[0], hi[0]),
                       cfq.fake_quant_with_min_max_vars(x, -1.0, 1.0))
+
+
+# ---- subnormals of the narrow types ----------------------------------------------------
+# float16's subnormals (2**-24 up to 2**-14) are normal float32 values: TF's
+# flush of float32 denormals does not touch them, and a result in float16's
+# subnormal range is rounded into it, not flushed.  bfloat16 shares float32's
+# exponent: its subnormals are float32 denormals and flush to (signed) zero
+# as TF flushes those.
+
+def test_float16_subnormals_are_values():
+    g = np.array([2.0 ** -20, -2.0 ** -24, 6e-5], np.float16)
+    r = cfq.fake_quant_with_min_max_vars_gradient(g, np.zeros(3, np.float16), -1.0, 1.0)
+    assert_bits_equal(r[0], g)
+    # a 16-bit quantization of [-2**-14, 2**-14]: steps of 2**-29, results subnormal
+    x = np.array([2.0 ** -20, -2.0 ** -24, 3 * 2.0 ** -24], np.float16)
+    got = cfq.fake_quant_with_min_max_vars(x, -2.0 ** -14, 2.0 ** -14, num_bits=16)
+    assert (got.view(np.uint16) & 0x7c00 == 0).all() and (got != 0).all()
+    assert_bits_equal(got, cast(cfq.fake_quant_with_min_max_vars(up(x), -2.0 ** -14, 2.0 ** -14,
+                                                                 num_bits=16), np.float16))
+
+
+@pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes")
+def test_bfloat16_subnormals_flush_as_float32_denormals():
+    g = np.array([1e-39, -1e-39], np.float32).astype(BFLOAT16)
+    assert (g.view(np.uint16) & 0x7f80 == 0).all() and (g.view(np.uint16) & 0x7f).all()
+    r = cfq.fake_quant_with_min_max_vars_gradient(g, np.zeros(2, BFLOAT16), -1.0, 1.0)
+    assert list(r[0].view(np.uint16)) == [0x0000, 0x8000]
+    assert float(r[1]) == 0.0 and float(r[2]) == 0.0
