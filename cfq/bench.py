@@ -325,6 +325,8 @@ def main(argv=None):
     bench_family([n for n in (1 << 16, 1 << 20, 1 << 24) if n <= max(sizes)], reps, tf)
     bench_isas(1 << 16, reps)
     bench_gil()
+    from cfq import bench_torch  # section 8, PyTorch: a one-line note when torch is not importable
+    bench_torch.run(sizes, reps)
     if args.plot:
         plot(report, args.plot)
 
