@@ -12,7 +12,12 @@ with torch's default thread count; at 1K, against the autograd engine's own
 floor, ``(x * 1.0).backward(g)``; and the bytes each keeps for backward per
 element, counted with ``torch.autograd.graph.saved_tensors_hooks``.  Every
 call is ``y = op(x, ...); y.backward(g)`` with the leaves' ``.grad`` reset
-first (no accumulation), and every time a median of interleaved repetitions.
+first (no accumulation), and every time a median of interleaved repetitions
+whose samples last at least SAMPLE_S = 10 ms: with cfq.bench's 2 ms a sample
+holds one or two 1M-element calls, and the first call after another op's
+sweep over memory runs with cold caches (cfq.torch at 1M: 0.7-0.9 ms then,
+0.5 ms in a run of calls), so the ratios at 1M moved between 4 and 6.4
+rather than 8.1 and 8.6 (PyTorch's ops, 4-6 ms a call at 1M, change little).
 """
 import argparse
 
@@ -30,6 +35,7 @@ QMIN, QMAX = 0, 255
 SCALE = (MAX_ - MIN_) / (QMAX - QMIN)
 ZERO_POINT = int(round(QMIN - MIN_ / SCALE))
 MAX_SIZE = 16 << 20
+SAMPLE_S = 10e-3
 
 
 class _Case:
@@ -119,7 +125,7 @@ def _table(sizes, reps, threads, section):
     rows = []
     for n in sizes:
         c = _Case(n)
-        t = interleaved_medians([c.cfq, c.fixed, c.learnable], reps_for(n, reps))
+        t = interleaved_medians([c.cfq, c.fixed, c.learnable], reps_for(n, reps), SAMPLE_S)
         rows.append((n, *t))
         print(f"{fmt_size(n):>6} {t[0] * 1e6:>10.1f} {t[1] * 1e6:>10.1f} {t[1] / t[0]:>10.2f}"
               f" {t[2] * 1e6:>13.1f} {t[2] / t[0]:>10.2f}", flush=True)
@@ -142,7 +148,7 @@ def run(sizes, reps, section=8):
         results[f"threads={default_threads}"] = _table(sizes, reps, default_threads, f"{section}b")
     torch.set_num_threads(1)
     c = _Case(1 << 10)
-    t = interleaved_medians([c.cfq, c.floor, c.cfq_ops], max(reps, 15))
+    t = interleaved_medians([c.cfq, c.floor, c.cfq_ops], max(reps, 15), SAMPLE_S)
     print(f"\n{section}c. at 1K, one thread: cfq.torch {t[0] * 1e6:.1f} us, (x * 1.0).backward(g) {t[1] * 1e6:.1f} us"
           f" (the autograd floor): ratio {t[0] / t[1]:.2f}; through torch.ops.cfq (the dispatcher,"
           f" as torch.compile calls it) {t[2] * 1e6:.1f} us")

@@ -369,13 +369,16 @@ def _k_args_gradient(g, x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
 # register_fake meta kernels and register_autograd formulas: that is what
 # torch.compile(fullgraph=True) and torch.export trace.  But an eager call
 # through the dispatcher's Python autograd kernel is slow: measured here at
-# 1K elements, forward+backward (medians of 3 interleaved runs of 15):
+# 1K elements, forward+backward (prototypes, medians of 3 interleaved runs):
 #   (x * 1.0).backward(g), the engine's floor                       18-19 us
 #   torch.library.custom_op + register_autograd                    62-86 us
 #   Library kernels + register_autograd                             62-68 us
 #   Library kernels called from a torch.autograd.Function           44-47 us
 #   torch.autograd.Function calling cfq directly (the fast path)    36-37 us
 #   (an empty 3-input autograd.Function: 22 us; cfq's own work: 4.5 us)
+# As shipped (cfq.bench_torch, 10 runs): the fast path 32-39 us against a
+# floor of 16-18 us, ratio 2.01-2.15; torch.ops.cfq (composite over the
+# Library op with register_autograd) 63-90 us.
 # So eager calls on plain CPU tensors take the fast path: the same cfq calls
 # (hence the same bits) under a torch.autograd.Function; anything else
 # (compiling, fake/meta tensors, modes, functorch, subclasses) goes through
@@ -915,6 +918,21 @@ class FakeQuant(nn.Module):
             return t.expand(shape).clone()
         except RuntimeError:
             raise ValueError(f"{name} of shape {tuple(t.shape)} does not fit the range's shape {shape}") from None
+
+    def _apply(self, fn, *args, **kwargs):
+        """Module conversions (.half(), .to(dtype), ...) keep the range in
+        float32, TF's dtype for it (a float16 range would round every
+        update); moves between devices apply as usual."""
+        kept = {name: getattr(self, name).detach().clone() for name in ("min", "max")}
+        out = super()._apply(fn, *args, **kwargs)
+        for name, old in kept.items():
+            new = getattr(self, name)
+            if new.dtype is not _F32:
+                if isinstance(new, nn.Parameter):
+                    new.data = old.to(new.device)
+                else:
+                    self._buffers[name] = old.to(new.device)
+        return out
 
     def extra_repr(self):
         s = f"num_bits={self.num_bits}, narrow_range={self.narrow_range}, tracking={self.tracking!r}"

@@ -597,6 +597,19 @@ def test_fake_quant_parameters_and_buffers():
     assert "moving_average" in repr(q) and "channels=3" in repr(q)
 
 
+@pytest.mark.parametrize("tracking", ["learned", "moving_average"])
+def test_fake_quant_range_stays_float32_under_module_conversions(tracking):
+    q = cfqt.FakeQuant(8, tracking=tracking, init_min=-1.1, init_max=1.3)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), q).half()
+    assert net[0].weight.dtype == torch.float16
+    assert q.min.dtype == torch.float32 and q.min.item() == np.float32(-1.1)
+    assert isinstance(q.min, torch.nn.Parameter) == (tracking == "learned")
+    y = net.eval()(torch.randn(3, 4, dtype=torch.float16))
+    assert y.dtype == torch.float16
+    net.to(torch.float64)
+    assert q.max.dtype == torch.float32 and q.max.item() == np.float32(1.3)
+
+
 def test_fake_quant_learned_trains_min_max_with_tfs_gradients():
     q = cfqt.FakeQuant(8, init_min=-1.0, init_max=1.0)
     x = torch.linspace(-3, 3, 61)
