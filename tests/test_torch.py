@@ -709,12 +709,12 @@ def test_per_channel_region_path_when_cfq_has_it():
         sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_torch.py",
                               "-k", "(per_channel or opcheck or keeps_one_byte or compile_fullgraph) and not region_path"]))
     ''')
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "CFQ_TORCH_TEST_REGION_STAND_IN": "1"})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
 
 
 def test_per_channel_region_flag():
-    assert cfqt._PER_CHANNEL_REGION == bool(os.environ.get("CFQ_TORCH_TEST_REGION_STAND_IN")) or \
-        hasattr(cfq, "fake_quant_per_channel_region_gradient")
+    """The region path is used exactly when cfq has both functions."""
+    assert cfqt._PER_CHANNEL_REGION == (hasattr(cfq, "fake_quant_with_min_max_vars_per_channel_and_region")
+                                        and hasattr(cfq, "fake_quant_per_channel_region_gradient"))
