@@ -405,7 +405,9 @@ def main(argv=None):
     bench_dtypes([n for n in (1 << 16, 1 << 24) if n <= max(sizes)], reps)
     bench_isas(1 << 16, reps)
     bench_gil()
-    import importlib.util  # the JAX section (cfq/bench_jax.py), when jax is importable
+    from cfq import bench_torch  # section 9, PyTorch: a one-line note when torch is not importable
+    bench_torch.run(sizes, reps, section=9)
+    import importlib.util  # section 10, the JAX section (cfq/bench_jax.py), when jax is importable
     if importlib.util.find_spec("jax") is not None:
         __import__("cfq.bench_jax").bench_jax.bench_jax([n for n in sizes if 1 << 16 <= n <= 1 << 24], reps)
     if args.plot:

@@ -92,7 +92,7 @@ def bench_jax(sizes, reps, runs=3, out=print):
             x, lo, hi, num_bits=8, narrow_range=False)))
     impls.append(("jnp", jnp_fake_quant(jnp, jax)))
 
-    out(f"\nJAX: jit(grad) of sum(fake_quant_with_min_max_vars(x, min, max) * w) wrt x, min, max;"
+    out(f"\n10. JAX: jit(grad) of sum(fake_quant_with_min_max_vars(x, min, max) * w) wrt x, min, max;"
         f" jax {jax.__version__}, " + (f"keras {keras.__version__} (JAX backend)" if keras is not None
                                        else "keras not importable: its column skipped")
         + f"; default threads; medians of {reps} interleaved repetitions, {runs} rounds")
