@@ -61,6 +61,10 @@ def fake_quant_with_min_max_vars_and_region(
     inputs: npt.ArrayLike, min: _Scalar, max: _Scalar, num_bits: int = 8, narrow_range: bool = False,
     name: Optional[str] = None, *, out: Optional[np.ndarray] = None, threads: Optional[int] = None,
     isa: Optional[str] = None) -> Tuple[_Elements, npt.NDArray[np.uint8]]: ...
+def fake_quant_with_min_max_args_and_region(
+    inputs: npt.ArrayLike, min: float = -6.0, max: float = 6.0, num_bits: int = 8,
+    narrow_range: bool = False, name: Optional[str] = None, *, out: Optional[np.ndarray] = None,
+    threads: Optional[int] = None, isa: Optional[str] = None) -> Tuple[_Elements, npt.NDArray[np.uint8]]: ...
 def fake_quant_region_gradient(
     gradients: npt.ArrayLike, region: npt.NDArray[np.uint8], *, out: Optional[np.ndarray] = None,
     threads: Optional[int] = None, isa: Optional[str] = None) -> FakeQuantWithMinMaxVarsGradient: ...

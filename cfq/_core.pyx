@@ -300,17 +300,9 @@ cdef cnp.ndarray _as_region(object region, cnp.ndarray g, str maker):
     return r
 
 
-def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow_range=False,
-                                            name=None, *, out=None, threads=None, isa=None):
-    """fake_quant_with_min_max_vars that also returns each element's region:
-    ``(outputs, region)``, region a uint8 array of the inputs' shape with
-    0 inside [nudged_min, nudged_max], 1 below, 2 above (3 = both, only when
-    nudged_min > nudged_max), 4 none (a NaN input), 8 pass-through
-    (min == max == 0).  Keep the region instead of the inputs: the backward
-    pass ``fake_quant_region_gradient(gradients, region)`` then reads 1 byte
-    per element instead of 4 and gives the same bits."""
+cdef object _forward_and_region(_ForwardOp op, object inputs, _Quant q, object out, object threads,
+                                object isa):
     cdef cnp.ndarray x = _as_elements(inputs, "inputs")
-    cdef _Quant q = _quant(min, max, num_bits, narrow_range)
     cdef size_t n = <size_t>cnp.PyArray_SIZE(x)
     cdef cfq_exec ex = _exec(isa, threads, n)
     cdef int dt = _dtype_code(x)
@@ -321,11 +313,41 @@ def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow
     cdef unsigned char *pr = <unsigned char *>cnp.PyArray_DATA(region)
     cdef int rc
     cdef PyThreadState *gil = _gil_release(n)
-    rc = cfq_fq_vars_and_region_typed(dt, px, n, q.min, q.max, q.num_bits, q.narrow_range, pout, pr, &ex)
+    if op == _OP_VARS:
+        rc = cfq_fq_vars_and_region_typed(dt, px, n, q.min, q.max, q.num_bits, q.narrow_range, pout,
+                                          pr, &ex)
+    else:
+        rc = cfq_fq_args_and_region_typed(dt, px, n, q.min, q.max, q.num_bits, q.narrow_range, pout,
+                                          pr, &ex)
     _gil_reacquire(gil)
     if rc != CFQ_OK:
-        _raise_for(rc)
+        _raise_for(rc, _args_detail(rc, q))
     return _finish_out(out, dst), region
+
+
+def fake_quant_with_min_max_args_and_region(inputs, min=-6.0, max=6.0, num_bits=8,
+                                            narrow_range=False, name=None, *, out=None,
+                                            threads=None, isa=None):
+    """fake_quant_with_min_max_args that also returns each element's region
+    against the args op's nudged range: ``(outputs, region)``.  The first
+    result of ``fake_quant_region_gradient(gradients, region)`` is then
+    ``fake_quant_with_min_max_args_gradient(gradients, inputs, ...)``, bit
+    for bit (its min/max sums mean nothing for the args op: TF has none)."""
+    return _forward_and_region(_OP_ARGS, inputs, _quant(min, max, num_bits, narrow_range), out,
+                               threads, isa)
+
+
+def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow_range=False,
+                                            name=None, *, out=None, threads=None, isa=None):
+    """fake_quant_with_min_max_vars that also returns each element's region:
+    ``(outputs, region)``, region a uint8 array of the inputs' shape with
+    0 inside [nudged_min, nudged_max], 1 below, 2 above (3 = both, only when
+    nudged_min > nudged_max), 4 none (a NaN input), 8 pass-through
+    (min == max == 0).  Keep the region instead of the inputs: the backward
+    pass ``fake_quant_region_gradient(gradients, region)`` then reads 1 byte
+    per element instead of 4 and gives the same bits."""
+    return _forward_and_region(_OP_VARS, inputs, _quant(min, max, num_bits, narrow_range), out,
+                               threads, isa)
 
 
 def fake_quant_region_gradient(gradients, region, *, out=None, threads=None, isa=None):

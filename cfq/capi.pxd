@@ -105,6 +105,12 @@ cdef extern from "cfq_import.h":
                                                 void *backprops_wrt_input, float *backprop_wrt_min,
                                                 float *backprop_wrt_max,
                                                 const cfq_exec *exec) nogil
+        int (*fq_args_and_region)(const float *inputs, size_t n, float min, float max,
+                                  int num_bits, int narrow_range, float *outputs,
+                                  unsigned char *region, const cfq_exec *exec) nogil
+        int (*fq_args_and_region_typed)(int dtype, const void *inputs, size_t n, float min,
+                                        float max, int num_bits, int narrow_range, void *outputs,
+                                        unsigned char *region, const cfq_exec *exec) nogil
 
     # With the GIL; NULL with ImportError set on failure.
     const cfq_capi *cfq_import() except NULL

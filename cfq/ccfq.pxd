@@ -87,6 +87,9 @@ cdef extern from "cfq.h" nogil:
     int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size_t n,
                            float *backprops_wrt_input, float *backprop_wrt_min,
                            float *backprop_wrt_max, const cfq_exec *exec)
+    int cfq_fq_args_and_region(const float *inputs, size_t n, float min, float max,
+                               int num_bits, int narrow_range, float *outputs,
+                               unsigned char *region, const cfq_exec *exec)
 
     int cfq_fq_per_channel_and_region(const float *inputs, size_t outer, size_t channels,
                                       size_t inner, const float *min, const float *max,
@@ -124,6 +127,9 @@ cdef extern from "cfq.h" nogil:
     int cfq_fq_region_grad_typed(int dtype, const void *gradients, const unsigned char *region,
                                  size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
                                  float *backprop_wrt_max, const cfq_exec *exec)
+    int cfq_fq_args_and_region_typed(int dtype, const void *inputs, size_t n, float min,
+                                     float max, int num_bits, int narrow_range, void *outputs,
+                                     unsigned char *region, const cfq_exec *exec)
     int cfq_fq_per_channel_and_region_typed(int dtype, const void *inputs, size_t outer,
                                             size_t channels, size_t inner, const float *min,
                                             const float *max, int num_bits, int narrow_range,

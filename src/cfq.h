@@ -172,6 +172,12 @@ int cfq_fq_vars_and_region(const float *inputs, size_t n, float min, float max, 
 int cfq_fq_region_grad(const float *gradients, const unsigned char *region, size_t n,
                        float *backprops_wrt_input, float *backprop_wrt_min,
                        float *backprop_wrt_max, const cfq_exec *exec);
+/* cfq_fq_args() that also writes each element's region against the args
+ * op's nudged range; cfq_fq_region_grad()'s backprops_wrt_input on those
+ * codes are cfq_fq_args_grad()'s bits (its sums are then unused). */
+int cfq_fq_args_and_region(const float *inputs, size_t n, float min, float max, int num_bits,
+                           int narrow_range, float *outputs, unsigned char *region,
+                           const cfq_exec *exec);
 
 /*
  * Per-channel region codes: cfq_fq_per_channel() that also writes each
@@ -218,6 +224,9 @@ int cfq_fq_vars_and_region_typed(int dtype, const void *inputs, size_t n, float 
 int cfq_fq_region_grad_typed(int dtype, const void *gradients, const unsigned char *region,
                              size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
                              float *backprop_wrt_max, const cfq_exec *exec);
+int cfq_fq_args_and_region_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                                 int num_bits, int narrow_range, void *outputs,
+                                 unsigned char *region, const cfq_exec *exec);
 int cfq_fq_per_channel_and_region_typed(int dtype, const void *inputs, size_t outer,
                                         size_t channels, size_t inner, const float *min,
                                         const float *max, int num_bits, int narrow_range,
@@ -234,8 +243,8 @@ int cfq_fq_per_channel_region_grad_typed(int dtype, const void *gradients,
  * cfq Python module exports it as the PyCapsule cfq._core._C_API, so an
  * extension calls cfq's dispatched SIMD kernels without compiling or
  * linking any of them.  Entries are only ever appended, each addition
- * bumping CFQ_CAPI_VERSION (2: the per-channel region ops and the _typed
- * entry points); an existing entry never changes.  So a cfq whose table has
+ * bumping CFQ_CAPI_VERSION (2: the per-channel and args region ops and the
+ * _typed entry points); an existing entry never changes.  So a cfq whose table has
  * at least the version and size an extension was built against serves it.
  */
 #define CFQ_CAPI_VERSION 2
@@ -319,6 +328,12 @@ typedef struct cfq_capi {
                                             size_t channels, size_t inner,
                                             void *backprops_wrt_input, float *backprop_wrt_min,
                                             float *backprop_wrt_max, const cfq_exec *exec);
+    int (*fq_args_and_region)(const float *inputs, size_t n, float min, float max, int num_bits,
+                              int narrow_range, float *outputs, unsigned char *region,
+                              const cfq_exec *exec);
+    int (*fq_args_and_region_typed)(int dtype, const void *inputs, size_t n, float min,
+                                    float max, int num_bits, int narrow_range, void *outputs,
+                                    unsigned char *region, const cfq_exec *exec);
 } cfq_capi;
 
 /* The table of this build. */

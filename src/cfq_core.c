@@ -177,6 +177,8 @@ const cfq_capi *cfq_capi_table(void)
         cfq_fq_region_grad_typed,
         cfq_fq_per_channel_and_region_typed,
         cfq_fq_per_channel_region_grad_typed,
+        cfq_fq_args_and_region,
+        cfq_fq_args_and_region_typed,
     };
     return &table;
 }

@@ -277,6 +277,16 @@ int cfq_fq_vars_and_region_typed(int dtype, const void *inputs, size_t n, float 
                            outputs, region, exec);
 }
 
+int cfq_fq_args_and_region_typed(int dtype, const void *inputs, size_t n, float min, float max,
+                                 int num_bits, int narrow_range, void *outputs,
+                                 unsigned char *region, const cfq_exec *exec)
+{
+    if (n > 0 && region == NULL)
+        return CFQ_ENULL;
+    return cfq_elementwise(dtype, CFQ_OP_ARGS, inputs, inputs, n, min, max, num_bits, narrow_range,
+                           outputs, region, exec);
+}
+
 int cfq_fq_region_grad_typed(int dtype, const void *gradients, const unsigned char *region,
                              size_t n, void *backprops_wrt_input, float *backprop_wrt_min,
                              float *backprop_wrt_max, const cfq_exec *exec)
@@ -336,6 +346,14 @@ int cfq_fq_vars_and_region(const float *inputs, size_t n, float min, float max, 
                            const cfq_exec *exec)
 {
     return cfq_fq_vars_and_region_typed(CFQ_FLOAT32, inputs, n, min, max, num_bits, narrow_range,
+                                        outputs, region, exec);
+}
+
+int cfq_fq_args_and_region(const float *inputs, size_t n, float min, float max, int num_bits,
+                           int narrow_range, float *outputs, unsigned char *region,
+                           const cfq_exec *exec)
+{
+    return cfq_fq_args_and_region_typed(CFQ_FLOAT32, inputs, n, min, max, num_bits, narrow_range,
                                         outputs, region, exec);
 }
 

@@ -84,6 +84,12 @@ def test_args_ops_every_pattern(isa, dtype, lo, hi, num_bits, narrow):
     assert_bits_equal(cfq.fake_quant_with_min_max_args_gradient(g, x, **kw),
                       cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), **kw), dtype),
                       "args gradient")
+    out, region = cfq.fake_quant_with_min_max_args_and_region(x, **kw)
+    assert_bits_equal(out, cast(cfq.fake_quant_with_min_max_args(up(x), **kw), dtype), "args_and_region")
+    np.testing.assert_array_equal(region, cfq.fake_quant_with_min_max_args_and_region(up(x), **kw)[1])
+    assert_bits_equal(cfq.fake_quant_region_gradient(g, region, isa=isa)[0],
+                      cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), **kw), dtype),
+                      "args gradient from region")
 
 
 @pytest.mark.parametrize("dtype", HALF)

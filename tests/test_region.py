@@ -27,6 +27,29 @@ def test_region_gradient_equals_vars_gradient(mn, mx, isa):
             assert_bits_equal(a, b, f"region ({mn}, {mx}) {isa}")
 
 
+@pytest.mark.parametrize("mn,mx", [(-1.0, 1.0), (-6.0, 6.0), (0.5, 0.6), (-3e38, 3e38), (-0.3, 2.7)])
+def test_args_region_gradient_equals_args_gradient(mn, mx, isa):
+    g, x = wide_data(70001, 6)
+    x[::11] = np.nan
+    g[::13] = np.inf
+    g[1::17] = np.float32(1e-40)
+    x[2::19] = np.float32(-1e-40)
+    for bits_, narrow in ((8, False), (3, True), (16, False)):
+        out, region = cfq.fake_quant_with_min_max_args_and_region(x, mn, mx, bits_, narrow, isa=isa)
+        assert region.dtype == np.uint8 and region.shape == x.shape
+        assert_bits_equal(out, cfq.fake_quant_with_min_max_args(x, mn, mx, bits_, narrow))
+        got = cfq.fake_quant_region_gradient(g, region, isa=isa)[0]
+        assert_bits_equal(got, cfq.fake_quant_with_min_max_args_gradient(g, x, mn, mx, bits_, narrow),
+                          f"args region ({mn}, {mx}) {isa}")
+
+
+def test_args_region_errors_are_the_args_ops():
+    with pytest.raises(ValueError, match="was: 1.0 >= 1.0"):
+        cfq.fake_quant_with_min_max_args_and_region(np.zeros(3, np.float32), 1.0, 1.0)
+    out, region = cfq.fake_quant_with_min_max_args_and_region([-7.0, 0.0, 7.0])
+    assert list(region) == [1, 0, 2] and out.dtype == np.float32
+
+
 def test_region_shapes_and_in_place():
     x = np.random.default_rng(1).standard_normal((3, 4, 5)).astype(np.float32)
     g = np.ones_like(x)

@@ -675,6 +675,7 @@ static void test_threads(void)
     const int ncounts = (int)(sizeof counts / sizeof counts[0]);
     float *g = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
     float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    float *ref2 = malloc(n * sizeof(float));
     float mins[5] = {-1, -2, 0, -0.5f, -3}, maxs[5] = {1, 2, 0, 0.5f, 3};
     float rmin[5], rmax[5], gmin[5], gmax[5];
     unsigned char *codes = malloc(n), *codes2 = malloc(n);
@@ -699,6 +700,21 @@ static void test_threads(void)
                   bits_of(gmax[1]) == bits_of(rmax[0]),
               "region grad with %d threads differs", counts[t]);
     }
+    /* The args op's region codes give its gradient's bits. */
+    cfq_fq_args_grad(g, x, n, -1.0f, 1.0f, 8, 0, ref, NULL);
+    cfq_fq_args(x, n, -1.0f, 1.0f, 8, 0, ref2, NULL);
+    for (t = 0; t < ncounts; t++) {
+        cfq_exec ex = {CFQ_ISA_AUTO, counts[t]};
+        CHECK(cfq_fq_args_and_region(x, n, -1.0f, 1.0f, 8, 0, got, codes2, &ex) == CFQ_OK &&
+                  memcmp(got, ref2, n * sizeof(float)) == 0,
+              "args_and_region outputs with %d threads differ", counts[t]);
+        cfq_fq_region_grad(g, codes2, n, got, &gmin[1], &gmax[1], &ex);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "args gradient from region codes, %d threads",
+              counts[t]);
+    }
+    CHECK(cfq_fq_args_and_region(x, n, 1.0f, 1.0f, 8, 0, got, codes2, NULL) == CFQ_EMINMAX &&
+              cfq_fq_args_and_region(x, n, -1.0f, 1.0f, 8, 0, got, NULL, NULL) == CFQ_ENULL,
+          "args_and_region errors");
     /* Per channel, channels last (5) and channels first ([5, n / 5]). */
     cfq_fq_per_channel_grad(g, x, n / 5, 5, 1, mins, maxs, 8, 0, ref, rmin, rmax, NULL);
     for (t = 0; t < ncounts; t++) {
@@ -717,7 +733,7 @@ static void test_threads(void)
     }
     codes[17] = 200;
     CHECK(cfq_fq_region_grad(g, codes, n, got, gmin, gmax, NULL) == CFQ_EREGION, "bad region code");
-    free(g); free(x); free(ref); free(got); free(codes); free(codes2);
+    free(g); free(x); free(ref); free(ref2); free(got); free(codes); free(codes2);
 }
 
 /* 64-bit index arithmetic beyond 2^32 elements without the memory: a fake
