@@ -13,6 +13,7 @@
 typedef __m256 cfq_vf;
 typedef __m256 cfq_vb;
 typedef __m256i cfq_vi;
+typedef __m128i cfq_vh;
 
 CFQ_INLINE cfq_vf cfq_vf_set(float v) { return _mm256_set1_ps(v); }
 CFQ_INLINE cfq_vf cfq_vf_load(const float *p) { return _mm256_loadu_ps(p); }
@@ -44,6 +45,22 @@ CFQ_INLINE void cfq_vh_put(uint16_t *p, __m128i h, int stream)
         _mm_stream_si128((__m128i *)(void *)p, h);
     else
         _mm_storeu_si128((__m128i *)(void *)p, h);
+}
+CFQ_INLINE cfq_vh cfq_vh_load(const uint16_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+/* Whether some lane's exponent bits are all set (+-Inf or NaN). */
+CFQ_INLINE int cfq_vh_any_nonfinite(int dt, cfq_vh h)
+{
+    const __m128i exp_mask = _mm_set1_epi16(dt == CFQ_FLOAT16 ? 0x7c00 : 0x7f80);
+    return _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, exp_mask), exp_mask)) != 0;
+}
+/* h where keep is set (but a bfloat16 subnormal's sign), its sign elsewhere. */
+CFQ_INLINE cfq_vh cfq_vh_keep(int dt, cfq_vb keep, cfq_vh h)
+{
+    const __m256i k32 = _mm256_castps_si256(keep);
+    __m128i k = _mm_packs_epi32(_mm256_castsi256_si128(k32), _mm256_extracti128_si256(k32, 1));
+    if (dt != CFQ_FLOAT16)
+        k = _mm_andnot_si128(_mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7f80)), _mm_setzero_si128()), k);
+    return _mm_blendv_epi8(_mm_and_si128(h, _mm_set1_epi16((short)0x8000)), h, k);
 }
 CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
 {

@@ -20,6 +20,7 @@
 typedef __m512 cfq_vf;
 typedef __mmask16 cfq_vb;
 typedef __m128i cfq_vi;
+typedef __m256i cfq_vh;
 
 CFQ_INLINE cfq_vf cfq_vf_set(float v) { return _mm512_set1_ps(v); }
 CFQ_INLINE cfq_vf cfq_vf_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -55,6 +56,20 @@ CFQ_INLINE void cfq_vh_put(uint16_t *p, __m256i h, int stream)
     } else {
         _mm256_storeu_si256((__m256i *)(void *)p, h);
     }
+}
+CFQ_INLINE cfq_vh cfq_vh_load(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+/* Whether some lane's exponent bits are all set (+-Inf or NaN). */
+CFQ_INLINE int cfq_vh_any_nonfinite(int dt, cfq_vh h)
+{
+    const __m256i exp_mask = _mm256_set1_epi16(dt == CFQ_FLOAT16 ? 0x7c00 : 0x7f80);
+    return _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, exp_mask), exp_mask) != 0;
+}
+/* h where keep is set (but a bfloat16 subnormal's sign), its sign elsewhere. */
+CFQ_INLINE cfq_vh cfq_vh_keep(int dt, cfq_vb keep, cfq_vh h)
+{
+    if (dt != CFQ_FLOAT16)
+        keep = (cfq_vb)(keep & _mm256_test_epi16_mask(h, _mm256_set1_epi16(0x7f80)));
+    return _mm256_mask_mov_epi16(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)), keep, h);
 }
 CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
 {

@@ -19,6 +19,7 @@ typedef struct cfq_vb {
 typedef struct cfq_vi {
     uint32x4_t lo, hi;
 } cfq_vi;
+typedef uint16x8_t cfq_vh;
 
 CFQ_INLINE cfq_vf cfq_vf_of(float32x4_t lo, float32x4_t hi)
 {
@@ -76,6 +77,27 @@ CFQ_INLINE float32x4_t cfq_bf16x4(const uint16_t *p)
     return vreinterpretq_f32_u32(vshlq_n_u32(vmovl_u16(vld1_u16(p)), 16));
 }
 CFQ_INLINE cfq_vf cfq_vf_load_bf16(const uint16_t *p) { return cfq_vf_of(cfq_bf16x4(p), cfq_bf16x4(p + 4)); }
+CFQ_INLINE cfq_vh cfq_vh_load(const uint16_t *p) { return vld1q_u16(p); }
+/* No non-temporal store: stream is ignored. */
+CFQ_INLINE void cfq_vh_put(uint16_t *p, cfq_vh h, int stream)
+{
+    (void)stream;
+    vst1q_u16(p, h);
+}
+/* Whether some lane's exponent bits are all set (+-Inf or NaN). */
+CFQ_INLINE int cfq_vh_any_nonfinite(int dt, cfq_vh h)
+{
+    const uint16x8_t exp_mask = vdupq_n_u16(dt == CFQ_FLOAT16 ? 0x7c00u : 0x7f80u);
+    return vmaxvq_u16(vceqq_u16(vandq_u16(h, exp_mask), exp_mask)) != 0;
+}
+/* h where keep is set (but a bfloat16 subnormal's sign), its sign elsewhere. */
+CFQ_INLINE cfq_vh cfq_vh_keep(int dt, cfq_vb keep, cfq_vh h)
+{
+    uint16x8_t k = vcombine_u16(vmovn_u32(keep.lo), vmovn_u32(keep.hi));
+    if (dt != CFQ_FLOAT16)
+        k = vandq_u16(k, vtstq_u16(h, vdupq_n_u16(0x7f80u)));
+    return vbslq_u16(k, h, vandq_u16(h, vdupq_n_u16(0x8000u)));
+}
 /* No non-temporal store: stream is ignored. */
 CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
 {

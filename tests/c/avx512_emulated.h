@@ -54,6 +54,26 @@ static inline __mmask16 cfq_emulated_cmpgt_epu8_mask(__m128i a, __m128i b)
 #define _mm_test_epi8_mask cfq_emulated_test_epi8_mask
 #define _mm_cmpgt_epu8_mask cfq_emulated_cmpgt_epu8_mask
 
+/* 256-bit 16-bit-lane compares into masks (AVX512BW+VL), from AVX2 ones:
+ * the all-ones/zero words packed to bytes, then their top bits. */
+static inline __mmask16 cfq_emulated_words_mask(__m256i words)
+{
+    return (__mmask16)_mm_movemask_epi8(
+        _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
+}
+static inline __mmask16 cfq_emulated_cmpeq_epi16_mask(__m256i a, __m256i b)
+{
+    return cfq_emulated_words_mask(_mm256_cmpeq_epi16(a, b));
+}
+static inline __mmask16 cfq_emulated_test_epi16_mask(__m256i a, __m256i b)
+{
+    return (__mmask16)~cfq_emulated_words_mask(_mm256_cmpeq_epi16(_mm256_and_si256(a, b), _mm256_setzero_si256()));
+}
+#undef _mm256_cmpeq_epi16_mask
+#undef _mm256_test_epi16_mask
+#define _mm256_cmpeq_epi16_mask cfq_emulated_cmpeq_epi16_mask
+#define _mm256_test_epi16_mask cfq_emulated_test_epi16_mask
+
 /* Half-precision conversions from two F16C halves. */
 static inline __m512 cfq_emulated_cvtph_ps(__m256i h)
 {
