@@ -114,6 +114,11 @@ CFQ_INLINE cfq_vf cfq_vf_clamp(cfq_vf x, cfq_vf lo, cfq_vf hi)
 CFQ_INLINE cfq_vf cfq_vf_and(cfq_vb f, cfq_vf v) { return _mm512_maskz_mov_ps(f, v); }
 CFQ_INLINE cfq_vf cfq_vf_andnot(cfq_vb f, cfq_vf v) { return _mm512_maskz_mov_ps((cfq_vb)~f, v); }
 
+CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v)
+{
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
+}
+CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b) { return _mm512_mask_mov_ps(b, f, a); }
 CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }

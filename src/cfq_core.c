@@ -58,7 +58,14 @@ void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_p
     p->inv_scale = inv_scale;
     p->nudged_min = (qmin_f - zero_point) * scale;
     p->nudged_max = (qmax_f - zero_point) * scale;
-    p->quant_zero = floorf(-p->nudged_min * inv_scale + 0.5f);
+    {
+        /* The negation as its own operation: compilers for AArch64 fold
+         * -a * b into FNMUL, -(a * b), whose NaN from 0 * Inf has the other
+         * sign (min == max); the SIMD nudge (cfq_channel_nudge) negates
+         * first, as x86 code does. */
+        volatile float negated = -p->nudged_min;
+        p->quant_zero = floorf(negated * inv_scale + 0.5f);
+    }
     p->passthrough = (min == 0.0f && max == 0.0f);
     p->one = 1.0f;
     p->zero = 0.0f;

@@ -155,6 +155,12 @@ typedef int (*cfq_per_channel_region_grad_fn)(const void *g, const unsigned char
                                               const cfq_channel_params *cp, void *dx,
                                               cfq_channel_sums *acc);
 
+/* TF's nudge of channels [0, m) (m <= CFQ_CHANNEL_BLOCK; min and max
+ * finite, already checked) into cp's arrays and keep words; cp's other
+ * fields are left as they are. */
+typedef void (*cfq_channel_nudge_fn)(const float *min, const float *max, size_t m, int num_bits,
+                                      int narrow_range, cfq_channel_params *cp);
+
 /* Field names are the kernels' stems: cfq_scalar.c and cfq_simd_kernels.h
  * define cfq_<stem> for each.  An ISA file compiled for another target
  * leaves them NULL. */
@@ -168,6 +174,7 @@ typedef struct cfq_kernels {
     cfq_per_channel_forward_fn per_channel_forward;
     cfq_per_channel_grad_fn per_channel_grad;
     cfq_per_channel_region_grad_fn per_channel_region_grad;
+    cfq_channel_nudge_fn channel_nudge;
     int bf16_native; /* handles CFQ_BFLOAT16_NATIVE */
 } cfq_kernels;
 
@@ -211,6 +218,10 @@ CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_r
                                 cfq_params *p);
 /* Parameters of channels [c0, c0 + m), m <= CFQ_CHANNEL_BLOCK, already
  * checked. */
+/* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
+ * reference every table's channel_params matches. */
+CFQ_HIDDEN void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
+                                         int num_bits, int narrow_range, cfq_channel_params *cp);
 CFQ_HIDDEN void cfq_channel_params_make(const float *min, const float *max, size_t c0, size_t m,
                                         int num_bits, int narrow_range, cfq_channel_params *cp);
 

@@ -151,6 +151,17 @@ CFQ_INLINE cfq_vf cfq_vf_andnot(cfq_vb f, cfq_vf v)
     return cfq_vf_of(cfq_andnot4(f.lo, v.lo), cfq_andnot4(f.hi, v.hi));
 }
 
+/* On the bits: a float negation the compiler may fold into the next
+ * operation (-a * b + c as c - a * b), which gives a NaN the other sign. */
+CFQ_INLINE float32x4_t cfq_neg4(float32x4_t v)
+{
+    return vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x80000000u)));
+}
+CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v) { return cfq_vf_of(cfq_neg4(v.lo), cfq_neg4(v.hi)); }
+CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b)
+{
+    return cfq_vf_of(vbslq_f32(f.lo, a.lo, b.lo), vbslq_f32(f.hi, a.hi, b.hi));
+}
 CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return cfq_vb_of(vcltq_f32(a.lo, b.lo), vcltq_f32(a.hi, b.hi)); }
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return cfq_vb_of(vcleq_f32(a.lo, b.lo), vcleq_f32(a.hi, b.hi)); }
 CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return cfq_vb_of(vcgtq_f32(a.lo, b.lo), vcgtq_f32(a.hi, b.hi)); }

@@ -25,6 +25,11 @@ typedef struct cfq_per_channel_job {
     int dtype;  /* the kernels' */
     int stream; /* outputs past the caches, every run or row 16-byte aligned */
     int bad;    /* a task met a byte that is no region code */
+    /* inner > 1, up to CFQ_CHANNEL_BLOCK channels: every channel's
+     * parameters, made at once (nudged one by one they had cost 10 ns a
+     * channel) */
+    int have_params;
+    cfq_channel_params params;
 } cfq_per_channel_job;
 
 /* Checks every channel's min/max before anything is written. */
@@ -39,13 +44,13 @@ static int cfq_per_channel_check(const float *min, const float *max, size_t chan
     return CFQ_OK;
 }
 
-void cfq_channel_params_make(const float *min, const float *max, size_t c0, size_t m,
-                             int num_bits, int narrow_range, cfq_channel_params *cp)
+void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
+                              int num_bits, int narrow_range, cfq_channel_params *cp)
 {
     size_t j;
-    for (j = 0; j < m; j++) {
+    for (j = j0; j < m; j++) {
         cfq_params p;
-        cfq_params_make(min[c0 + j], max[c0 + j], num_bits, narrow_range, &p);
+        cfq_params_make(min[j], max[j], num_bits, narrow_range, &p);
         cp->nudged_min[j] = p.nudged_min;
         cp->nudged_max[j] = p.nudged_max;
         cp->scale[j] = p.scale;
@@ -53,6 +58,12 @@ void cfq_channel_params_make(const float *min, const float *max, size_t c0, size
         cp->quant_zero[j] = p.quant_zero;
         cp->keep[j] = p.passthrough ? 0u : 0xffffffffu;
     }
+}
+
+void cfq_channel_params_make(const float *min, const float *max, size_t c0, size_t m,
+                             int num_bits, int narrow_range, cfq_channel_params *cp)
+{
+    cfq_channel_params_range(min + c0, max + c0, 0, m, num_bits, narrow_range, cp);
     cp->one = 1.0f;
     cp->zero = 0.0f;
     cp->stream = 0;
@@ -69,13 +80,11 @@ static size_t cfq_block_size(const cfq_per_channel_job *j, size_t block)
  * (which reads only one, zero and the dtype), none. */
 static void cfq_block_params(const cfq_per_channel_job *j, size_t c0, size_t m, cfq_channel_params *cp)
 {
-    if (j->min != NULL) {
-        cfq_channel_params_make(j->min, j->max, c0, m, j->num_bits, j->narrow_range, cp);
-    } else {
-        cp->one = 1.0f;
-        cp->zero = 0.0f;
-        cp->stream = 0;
-    }
+    if (j->min != NULL) /* vectorized: the nudge one channel at a time took 10 ns each */
+        j->k->channel_nudge(j->min + c0, j->max + c0, m, j->num_bits, j->narrow_range, cp);
+    cp->one = 1.0f;
+    cp->zero = 0.0f;
+    cp->stream = 0;
     cp->dtype = j->dtype;
 }
 
@@ -118,6 +127,24 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
     }
 }
 
+/* Channel c's parameters, for the ops over runs (inner > 1). */
+static void cfq_channel_params_of(const cfq_per_channel_job *j, size_t c, cfq_params *p)
+{
+    if (j->have_params) {
+        const cfq_channel_params *cp = &j->params;
+        p->nudged_min = cp->nudged_min[c];
+        p->nudged_max = cp->nudged_max[c];
+        p->scale = cp->scale[c];
+        p->inv_scale = cp->inv_scale[c];
+        p->quant_zero = cp->quant_zero[c];
+        p->passthrough = cp->keep[c] == 0;
+        p->one = 1.0f;
+        p->zero = 0.0f;
+    } else {
+        cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, p);
+    }
+}
+
 /* inner > 1: one channel, its run in every outer slice. */
 static void cfq_per_channel_forward_channel(void *ctx, size_t c)
 {
@@ -125,7 +152,7 @@ static void cfq_per_channel_forward_channel(void *ctx, size_t c)
     const int dt = j->dtype;
     cfq_params p;
     size_t o;
-    cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, &p);
+    cfq_channel_params_of(j, c, &p);
     p.stream = j->stream;
     p.dtype = dt;
     for (o = 0; o < j->outer; o++) {
@@ -151,7 +178,7 @@ static void cfq_per_channel_grad_channel(void *ctx, size_t c)
     if (j->codes != NULL)
         cfq_params_make(0.0f, 1.0f, 8, 0, &p); /* the region gradient reads one, zero, stream, dtype */
     else
-        cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, &p);
+        cfq_channel_params_of(j, c, &p);
     p.stream = j->stream;
     p.dtype = dt;
     for (o = 0; o < j->outer; o++) {
@@ -179,6 +206,16 @@ static void cfq_per_channel_grad_channel(void *ctx, size_t c)
     j->dmax[c] = p.passthrough ? 0.0f : cfq_sum_result(&above);
 }
 
+/* Over runs (inner > 1) of few enough channels, all their parameters at
+ * once; inside the FP environment, as every nudge. */
+static void cfq_per_channel_prepare(cfq_per_channel_job *j)
+{
+    if (j->inner > 1 && j->min != NULL && j->channels <= CFQ_CHANNEL_BLOCK) {
+        j->k->channel_nudge(j->min, j->max, j->channels, j->num_bits, j->narrow_range, &j->params);
+        j->have_params = 1;
+    }
+}
+
 /* Fills the job and checks what the ops share; picks the task split.  min
  * and max are NULL for the region gradient. */
 static int cfq_per_channel_setup(cfq_per_channel_job *j, int dtype, const void *g, const void *x,
@@ -189,7 +226,7 @@ static int cfq_per_channel_setup(cfq_per_channel_job *j, int dtype, const void *
 {
     size_t total;
     int rc;
-    memset(j, 0, sizeof *j);
+    memset(j, 0, offsetof(cfq_per_channel_job, params)); /* not the 6 KB of parameters */
     j->g = g;
     j->x = x;
     j->codes = codes;
@@ -247,6 +284,7 @@ static int cfq_per_channel_forward(int dtype, const void *inputs, size_t outer, 
     if (j.outer == 0 || j.inner == 0)
         return CFQ_OK;
     cfq_fpenv_enter(&env);
+    cfq_per_channel_prepare(&j);
     cfq_parallel_for(threads, tasks, j.inner == 1 ? cfq_per_channel_forward_block : cfq_per_channel_forward_channel, &j);
     cfq_fpenv_leave(&env);
     return CFQ_OK;
@@ -279,6 +317,7 @@ static int cfq_per_channel_gradient(int dtype, const void *gradients, const void
         return CFQ_OK;
     }
     cfq_fpenv_enter(&env);
+    cfq_per_channel_prepare(&j);
     cfq_parallel_for(threads, tasks, j.inner == 1 ? cfq_per_channel_grad_block : cfq_per_channel_grad_channel, &j);
     cfq_fpenv_leave(&env);
     return j.bad ? CFQ_EREGION : CFQ_OK;

@@ -147,6 +147,12 @@ static int cfq_per_channel_region_grad(const void *g, const unsigned char *regio
     }
 }
 
+static void cfq_channel_nudge(const float *min, const float *max, size_t m, int num_bits,
+                               int narrow_range, cfq_channel_params *cp)
+{
+    cfq_channel_params_range(min, max, 0, m, num_bits, narrow_range, cp);
+}
+
 const cfq_kernels cfq_kernels_scalar = {
     .name = "scalar",
     .vars_grad = cfq_vars_grad,
@@ -157,4 +163,5 @@ const cfq_kernels cfq_kernels_scalar = {
     .per_channel_forward = cfq_per_channel_forward,
     .per_channel_grad = cfq_per_channel_grad,
     .per_channel_region_grad = cfq_per_channel_region_grad,
+    .channel_nudge = cfq_channel_nudge,
 };

@@ -29,6 +29,8 @@
  *   cfq_vf_add sub mul div floor clamp            (clamp: TF's
  *                    std::max(std::min(x, hi), lo), NaN x kept)
  *   cfq_vf_and andnot     v where the flag is set / clear, +0 elsewhere
+ *   cfq_vf_blend(f, a, b)  a's bits where f is set, b's elsewhere
+ *   cfq_vf_neg       the sign flipped (no arithmetic)
  *   cfq_vf_lt le gt ge nonfinite -> cfq_vb        (ordered compares)
  *   cfq_vb_and or andnot not none all any bits load (andnot(a, b) = a & ~b;
  *                    bits: lane k as bit k; load: from 32-bit keep words)
@@ -597,6 +599,46 @@ CFQ_INLINE int cfq_per_channel_grad_of(int from, int dt, const void *g, const vo
     return bad;
 }
 
+/* ---- Per-channel parameters ------------------------------------------------ */
+
+/* TF's nudge (cfq_params_make) of CFQ_W channels at a time: the same float
+ * operations in the same order, so the same bits.  The zero point's roundf
+ * (half away from zero) is needed only where it lies in [qmin, qmax], so is
+ * >= 0: floor, plus 1 where the remainder, exact there, is >= 0.5.
+ * (The per-channel nudge one channel at a time took 10 ns a channel: 0.64
+ * of a 64-channel call's 0.70 us, now 0.11.) */
+static void cfq_channel_nudge(const float *min, const float *max, size_t m, int num_bits,
+                               int narrow_range, cfq_channel_params *cp)
+{
+    const float qmin_f = narrow_range ? 1.0f : 0.0f, qmax_f = (float)((1 << num_bits) - 1);
+    const cfq_vf qmin = cfq_vf_set(qmin_f), qmax = cfq_vf_set(qmax_f);
+    const cfq_vf steps = cfq_vf_set(qmax_f - qmin_f), half = cfq_vf_set(0.5f);
+    const cfq_vf one = cfq_vf_set(1.0f), zero = cfq_vf_set(0.0f);
+    size_t j = 0, k;
+    for (; j + CFQ_W <= m; j += CFQ_W) {
+        const cfq_vf lo = cfq_vf_load(min + j), hi = cfq_vf_load(max + j);
+        const cfq_vf scale = cfq_vf_div(cfq_vf_sub(hi, lo), steps);
+        const cfq_vf inv_scale = cfq_vf_div(steps, cfq_vf_sub(hi, lo));
+        const cfq_vf from_min = cfq_vf_sub(qmin, cfq_vf_div(lo, scale));
+        const cfq_vf whole = cfq_vf_floor(from_min);
+        const cfq_vf rounded = cfq_vf_add(whole, cfq_vf_and(cfq_vf_ge(cfq_vf_sub(from_min, whole), half), one));
+        const cfq_vf zero_point = cfq_vf_blend(
+            cfq_vf_lt(from_min, qmin), qmin,
+            cfq_vf_blend(cfq_vf_gt(from_min, qmax), qmax,
+                         cfq_vf_blend(cfq_vf_ge(from_min, from_min), rounded, zero)));
+        const cfq_vf nudged_min = cfq_vf_mul(cfq_vf_sub(qmin, zero_point), scale);
+        cfq_vf_store(cp->nudged_min + j, nudged_min);
+        cfq_vf_store(cp->nudged_max + j, cfq_vf_mul(cfq_vf_sub(qmax, zero_point), scale));
+        cfq_vf_store(cp->scale + j, scale);
+        cfq_vf_store(cp->inv_scale + j, inv_scale);
+        cfq_vf_store(cp->quant_zero + j, cfq_vf_floor(cfq_vf_add(
+                                             cfq_vf_mul(cfq_vf_neg(nudged_min), inv_scale), half)));
+        for (k = j; k < j + CFQ_W; k++)
+            cp->keep[k] = min[k] == 0.0f && max[k] == 0.0f ? 0u : 0xffffffffu;
+    }
+    cfq_channel_params_range(min, max, j, m, num_bits, narrow_range, cp);
+}
+
 /* ---- The kernels: one switch on the dtype each -------------------------- */
 
 static void cfq_vars_grad(const void *g, const void *x, size_t n, const cfq_params *p, void *dx,
@@ -731,6 +773,7 @@ static int cfq_per_channel_region_grad(const void *g, const unsigned char *regio
         .per_channel_forward = cfq_per_channel_forward,             \
         .per_channel_grad = cfq_per_channel_grad,                   \
         .per_channel_region_grad = cfq_per_channel_region_grad,     \
+        .channel_nudge = cfq_channel_nudge,                         \
         .bf16_native = CFQ_HAS_BF16_NATIVE,                         \
     }
 

@@ -58,7 +58,7 @@ def test_per_channel_matches_model(isa, case, nb, narrow):
 
 
 @pytest.mark.parametrize("shape,axis", [((64, 300), -1), ((8, 33, 5, 5), 1), ((3, 1000), 0), ((4097, 3), -1),
-                                        ((2, 600, 7), -1), ((1, 5000), 0)])
+                                        ((2, 600, 7), -1), ((1, 5000), 0), ((3, 300, 2), 1), ((257, 9), 0)])
 def test_every_isa_same_bits_per_channel(shape, axis, isa):
     x, g = rnd(shape, 1), rnd(shape, 2, 1.0)
     d = shape[axis]

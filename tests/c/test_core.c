@@ -775,6 +775,66 @@ static void test_huge_sizes(void)
     }
 }
 
+/* Every table's channel_nudge against the reference nudge, bit for bit:
+ * random ranges, zero points on .5 ties, min > max, min == max (0/0 zero
+ * points), ranges whose width overflows, denormal bounds, every width and
+ * both narrow settings, with channel counts around the vector widths. */
+static void test_channel_nudge(void)
+{
+    static float mins[CFQ_CHANNEL_BLOCK], maxs[CFQ_CHANNEL_BLOCK];
+    static cfq_channel_params ref, got;
+    int bits, narrow, isa;
+    size_t m, c;
+    for (bits = 2; bits <= 16; bits++) {
+        for (narrow = 0; narrow <= 1; narrow++) {
+            const float steps = (float)((1 << bits) - 1 - narrow);
+            m = (size_t)(bits * 17 + narrow * 5) % CFQ_CHANNEL_BLOCK + 1;
+            for (c = 0; c < m; c++) {
+                switch (rng_next() % 8) {
+                case 0: { /* a zero point on a tie: scale 1/16, min = -(k + 0.5) / 16 */
+                    const float k = (float)(rng_next() % (uint64_t)steps);
+                    mins[c] = -(k + 0.5f) / 16.0f;
+                    maxs[c] = (steps - k - 0.5f) / 16.0f;
+                    break;
+                }
+                case 1: mins[c] = maxs[c] = rng_uniform(-2.0f, 2.0f) * (float)(rng_next() % 2); break;
+                case 2: mins[c] = rng_uniform(0.0f, 3.0f); maxs[c] = -rng_uniform(0.0f, 3.0f); break;
+                case 3: mins[c] = -3e38f; maxs[c] = 3.2e38f; break;
+                case 4: mins[c] = -1e-40f; maxs[c] = 2e-39f; break;
+                case 5: mins[c] = rng_uniform(0.1f, 5.0f); maxs[c] = mins[c] + rng_uniform(0.0f, 5.0f); break;
+                default: mins[c] = rng_uniform(-6.0f, 0.0f); maxs[c] = rng_uniform(0.0f, 6.0f); break;
+                }
+            }
+            memset(&ref, 0x5a, sizeof ref);
+            {
+                cfq_fpenv env;
+                cfq_fpenv_enter(&env);
+                cfq_channel_params_range(mins, maxs, 0, m, bits, narrow, &ref);
+                cfq_fpenv_leave(&env);
+            }
+            for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+                const cfq_kernels *k = table_of(isa);
+                if (!table_runs(isa))
+                    continue;
+                memset(&got, 0x5a, sizeof got);
+                {
+                    cfq_fpenv env;
+                    cfq_fpenv_enter(&env); /* as the entry points run it */
+                    k->channel_nudge(mins, maxs, m, bits, narrow, &got);
+                    cfq_fpenv_leave(&env);
+                }
+                CHECK(memcmp(ref.nudged_min, got.nudged_min, m * 4) == 0 &&
+                          memcmp(ref.nudged_max, got.nudged_max, m * 4) == 0 &&
+                          memcmp(ref.scale, got.scale, m * 4) == 0 &&
+                          memcmp(ref.inv_scale, got.inv_scale, m * 4) == 0 &&
+                          memcmp(ref.quant_zero, got.quant_zero, m * 4) == 0 &&
+                          memcmp(ref.keep, got.keep, m * 4) == 0,
+                      "%s channel_nudge differs: bits %d narrow %d m %zu", cfq_isa_name(isa), bits, narrow, m);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     int isa;
@@ -785,6 +845,7 @@ int main(void)
             printf(" %s", cfq_isa_name(isa));
     printf("\n");
     test_nudge_values();
+    test_channel_nudge();
     test_errors();
     test_special_semantics();
     test_fpenv_restored();
