@@ -27,9 +27,13 @@ names take the same arguments, plus Python numbers for ``min``/``max``, and
 - ``fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8,
   narrow_range=False)``: ``min``/``max`` are numbers (attributes, as in TF);
   differentiable wrt inputs.
-- ``fake_quant_with_min_max_vars_and_region`` -> (outputs, region) and
-  ``fake_quant_region_gradient(gradients, region)`` -> (dx, dmin, dmax): cfq's
-  region-code pair.
+- cfq's region-code functions: ``fake_quant_with_min_max_vars_and_region``,
+  ``fake_quant_with_min_max_args_and_region`` and
+  ``fake_quant_with_min_max_vars_per_channel_and_region(..., axis=-1)`` ->
+  (outputs, region), differentiable through ``outputs``;
+  ``fake_quant_region_gradient(gradients, region)`` -> (dx, dmin, dmax) (on
+  the args codes, dx is the args gradient) and
+  ``fake_quant_per_channel_region_gradient(gradients, region, axis=-1)``.
 - The gradients, with cfq's names and argument order:
   ``fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, ...)``
   and ``..._per_channel_gradient(...)`` -> (dx, dmin, dmax) (the module's
@@ -40,14 +44,12 @@ names take the same arguments, plus Python numbers for ``min``/``max``, and
 Numbers: cfq's, bit for bit: outputs and input gradients are TF 2.21's;
 the min/max gradients are cfq's sums (double-compensated, deterministic).
 
-Memory saved for backward (bytes per element of the input):
-- vars op and args op: cfq's 1-byte region codes, nothing else (the codes
-  hold everything the backward needs).  TF's gradient op keeps the 4-byte
-  input; PyTorch's ``fake_quantize_per_tensor_affine`` keeps a 1-byte bool
-  mask, its learnable variant the 4-byte input.
-- per-channel op: the input itself (which is a tensor the caller holds
-  anyway, e.g. a weight), until cfq has a per-channel region path; it is used
-  automatically when cfq provides one (see ``_PER_CHANNEL_REGION``).
+Memory saved for backward: 1 byte per element of the input for the vars,
+args and per-channel ops, cfq's region codes and nothing else (the codes
+hold everything the backward needs; each forward makes them in its one
+pass).  TF's gradient ops keep the 4-byte input; PyTorch's
+``fake_quantize_per_tensor_affine`` keeps a 1-byte bool mask, its learnable
+variant the 4-byte input.
 
 Threads: at most ``torch.get_num_threads()``, and below that cfq's automatic
 rule (one thread under 256K elements); bits are identical for every count.
@@ -77,23 +79,20 @@ if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < _OLDE
 
 __all__ = [
     "FakeQuant",
+    "fake_quant_per_channel_region_gradient",
     "fake_quant_region_gradient",
     "fake_quant_with_min_max_args",
+    "fake_quant_with_min_max_args_and_region",
     "fake_quant_with_min_max_args_gradient",
     "fake_quant_with_min_max_vars",
     "fake_quant_with_min_max_vars_and_region",
     "fake_quant_with_min_max_vars_gradient",
     "fake_quant_with_min_max_vars_per_channel",
+    "fake_quant_with_min_max_vars_per_channel_and_region",
     "fake_quant_with_min_max_vars_per_channel_gradient",
 ]
 
 _F32 = torch.float32
-
-# Per-channel backward: from 1-byte region codes once cfq has the per-channel
-# region pair, else from the inputs.  This flag is the only place the choice
-# is made.
-_PER_CHANNEL_REGION = (hasattr(cfq, "fake_quant_with_min_max_vars_per_channel_and_region")
-                       and hasattr(cfq, "fake_quant_per_channel_region_gradient"))
 
 # ---------------------------------------------------------------------------
 # Conversions (the framework's part: device, dtype, layout)
@@ -296,18 +295,13 @@ def _k_per_channel(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
     return _from_f32(y, t, x.dtype)
 
 
-def _per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
+def _k_per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
     gn, xn = _f32np(g), _f32np(x)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_with_min_max_vars_per_channel_gradient(
         gn, xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
-
-
-def _k_per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    dx, dmin, dmax = _per_channel_gradient(g, x, mn, mx, num_bits, narrow_range, axis)
-    return dx, torch.from_numpy(dmin), torch.from_numpy(dmax)
+    return _from_f32(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
 
 
 def _k_per_channel_and_region(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
@@ -340,18 +334,12 @@ def _k_args(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
 
 
 def _k_args_and_region(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    """The args op's outputs and the region codes of its gradient.  cfq has
-    no args region pair, but the args gradient is the vars gradient's input
-    part on the same nudged range (and args requires min < max, so no
-    pass-through code): the vars op's codes serve, its outputs (which divide
-    where args multiplies) are overwritten by the args op's.  Two passes over
-    the input instead of one, for 1 byte saved per element instead of 4."""
+    """The args op's outputs and the region codes of its gradient, in one
+    pass (fake_quant_region_gradient on them gives the args gradient)."""
     xn = _f32np(x)
-    threads = _threads(xn.size)
     t, out = _alloc_like(xn)
-    y, region = cfq.fake_quant_with_min_max_vars_and_region(xn, mn, mx, num_bits, narrow_range, out=out,
-                                                            threads=threads)
-    cfq.fake_quant_with_min_max_args(xn, mn, mx, num_bits, narrow_range, out=y, threads=threads)
+    y, region = cfq.fake_quant_with_min_max_args_and_region(xn, mn, mx, num_bits, narrow_range, out=out,
+                                                            threads=_threads(xn.size))
     return _from_f32(y, t, x.dtype), torch.from_numpy(region)
 
 
@@ -439,11 +427,6 @@ def _fake_grad3(g, x, mn, *rest):
     return _fake_like(g), mn.new_empty(mn.shape, dtype=_F32), mn.new_empty(mn.shape, dtype=_F32)
 
 
-def _fake_fwd(x, *rest):
-    _fake_check(x, "inputs")
-    return _fake_like(x)
-
-
 def _fake_args_grad(g, x, *rest):
     _fake_check(g, "gradients")
     _fake_check(x, "inputs")
@@ -483,20 +466,25 @@ _define(f"fake_quant_with_min_max_vars({_VARS_ARGS}) -> Tensor",
 _define(f"fake_quant_with_min_max_args({_ARGS_ARGS}) -> Tensor",
         composite=lambda x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False:
         torch.ops.cfq._fake_quant_with_min_max_args_and_region(x, mn, mx, num_bits, narrow_range)[0])
-if _PER_CHANNEL_REGION:
-    _define(f"fake_quant_with_min_max_vars_per_channel_and_region({_VARS_ARGS}, int axis=-1)"
-            " -> (Tensor, Tensor)",
-            _kernel(_k_per_channel_and_region, "inputs"), _fake_fwd_region)
-    _define("fake_quant_per_channel_region_gradient(Tensor gradients, Tensor region, int axis=-1)"
-            " -> (Tensor, Tensor, Tensor)",
-            _kernel(_k_per_channel_region_gradient, "gradients"), _fake_pc_region_grad)
-    _define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
-            composite=lambda x, mn, mx, num_bits=8, narrow_range=False, axis=-1:
-            torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(
-                x, mn, mx, num_bits, narrow_range, axis)[0])
-else:
-    _define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
-            _kernel(_k_per_channel, "inputs"), _fake_fwd)
+# The public name of the args region op is a composite over the one above,
+# whose name the args op has decomposed into since cfq.torch's first
+# version: torch.compile's caches (FX graph, AOTAutograd) know a custom op
+# by its name, not by its Python body (PyTorch issues 144344, 160472), so a
+# compiled graph cached by an older cfq.torch replays the old decomposition;
+# renaming the op it calls would make that replay fail.
+_define(f"fake_quant_with_min_max_args_and_region({_ARGS_ARGS}) -> (Tensor, Tensor)",
+        composite=lambda x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False:
+        torch.ops.cfq._fake_quant_with_min_max_args_and_region(x, mn, mx, num_bits, narrow_range))
+_define(f"fake_quant_with_min_max_vars_per_channel_and_region({_VARS_ARGS}, int axis=-1)"
+        " -> (Tensor, Tensor)",
+        _kernel(_k_per_channel_and_region, "inputs"), _fake_fwd_region)
+_define("fake_quant_per_channel_region_gradient(Tensor gradients, Tensor region, int axis=-1)"
+        " -> (Tensor, Tensor, Tensor)",
+        _kernel(_k_per_channel_region_gradient, "gradients"), _fake_pc_region_grad)
+_define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
+        composite=lambda x, mn, mx, num_bits=8, narrow_range=False, axis=-1:
+        torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(
+            x, mn, mx, num_bits, narrow_range, axis)[0])
 
 # -- autograd of the registered ops (what torch.compile traces) -------------
 
@@ -517,20 +505,6 @@ def _backward_vars_region(ctx, g, _g_region):
 def _backward_args_region(ctx, g, _g_region):
     region, = ctx.saved_tensors
     return torch.ops.cfq.fake_quant_region_gradient(g, region)[0], None, None, None, None
-
-
-def _setup_pc_inputs(ctx, inputs, output):
-    x, mn, mx, num_bits, narrow_range, axis = inputs
-    ctx.save_for_backward(x, mn, mx)
-    ctx.attrs = (num_bits, narrow_range, axis)
-
-
-def _backward_pc_inputs(ctx, g):
-    x, mn, mx = ctx.saved_tensors
-    dx, dmin, dmax = torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mn, mx, *ctx.attrs)
-    need = ctx.needs_input_grad
-    return (dx if need[0] else None, _grad_as(dmin, mn.dtype, need[1]),
-            _grad_as(dmax, mx.dtype, need[2]), None, None, None)
 
 
 def _setup_pc_region(ctx, inputs, output):
@@ -559,17 +533,11 @@ torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_and_region", 
                                 setup_context=_setup_region, lib=_lib)
 torch.library.register_autograd("cfq::_fake_quant_with_min_max_args_and_region", _backward_args_region,
                                 setup_context=_setup_region, lib=_lib)
-if _PER_CHANNEL_REGION:
-    torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel_and_region",
-                                    _backward_pc_region, setup_context=_setup_pc_region, lib=_lib)
-    _NON_DIFFERENTIABLE = ("fake_quant_per_channel_region_gradient",)
-else:
-    torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel", _backward_pc_inputs,
-                                    setup_context=_setup_pc_inputs, lib=_lib)
-    _NON_DIFFERENTIABLE = ()
-for _op in _NON_DIFFERENTIABLE + ("fake_quant_region_gradient", "fake_quant_with_min_max_vars_gradient",
-                                  "fake_quant_with_min_max_vars_per_channel_gradient",
-                                  "fake_quant_with_min_max_args_gradient"):
+torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel_and_region",
+                                _backward_pc_region, setup_context=_setup_pc_region, lib=_lib)
+for _op in ("fake_quant_region_gradient", "fake_quant_per_channel_region_gradient",
+            "fake_quant_with_min_max_vars_gradient", "fake_quant_with_min_max_vars_per_channel_gradient",
+            "fake_quant_with_min_max_args_gradient"):
     torch.library.register_autograd("cfq::" + _op, _not_differentiable(_op),
                                     setup_context=lambda ctx, inputs, output: None, lib=_lib)
 
@@ -595,14 +563,6 @@ def _vars_backward(ctx, g):
 def _args_backward(ctx, g):
     region, = ctx.saved_tensors
     return _region_gradient(g, region)[0], None, None, None, None
-
-
-def _pc_inputs_backward(ctx, g):
-    x, mn, mx = ctx.saved_tensors
-    dx, dmin, dmax = _per_channel_gradient(g, x, mn, mx, *ctx.attrs)
-    need = ctx.needs_input_grad
-    return (dx if need[0] else None, _grad_as(dmin, mn.dtype, need[1]),
-            _grad_as(dmax, mx.dtype, need[2]), None, None, None)
 
 
 def _pc_region_backward(ctx, g):
@@ -642,13 +602,6 @@ def _args_forward(ctx, x, mn, mx, num_bits, narrow_range):
     return y
 
 
-def _pc_inputs_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
-    y = _k_per_channel(x, mn, mx, num_bits, narrow_range, axis)
-    ctx.save_for_backward(x, mn, mx)
-    ctx.attrs = (num_bits, narrow_range, axis)
-    return y
-
-
 def _pc_region_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
     y, region = _k_per_channel_and_region(x, mn, mx, num_bits, narrow_range, axis)
     ctx.save_for_backward(region)
@@ -659,12 +612,8 @@ def _pc_region_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
 
 _VarsFunction, _vars_apply = _fast_function("_VarsFunction", _vars_forward, _vars_backward)
 _ArgsFunction, _args_apply = _fast_function("_ArgsFunction", _args_forward, _args_backward)
-if _PER_CHANNEL_REGION:
-    _PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_region_forward,
-                                                             _pc_region_backward)
-else:
-    _PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_inputs_forward,
-                                                             _pc_inputs_backward)
+_PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_region_forward,
+                                                         _pc_region_backward)
 
 # ---------------------------------------------------------------------------
 # Public functions
@@ -698,14 +647,20 @@ def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow
         inputs, _range_tensor(min, "min"), _range_tensor(max, "max"), num_bits, narrow_range)
 
 
+def _check_region(region):
+    if not isinstance(region, torch.Tensor):
+        raise TypeError(f"region must be the uint8 tensor returned by an ..._and_region function, "
+                        f"got {type(region).__name__}")
+    _check_range(region, "region")
+
+
 def fake_quant_region_gradient(gradients, region):
     """cfq.fake_quant_region_gradient on tensors: a
-    ``FakeQuantWithMinMaxVarsGradient(dx, dmin, dmax)`` of tensors."""
+    ``FakeQuantWithMinMaxVarsGradient(dx, dmin, dmax)`` of tensors.  On the
+    codes of ``fake_quant_with_min_max_args_and_region``, dx is the args
+    gradient."""
     _check_input(gradients, "gradients")
-    if not isinstance(region, torch.Tensor):
-        raise TypeError(f"region must be the uint8 tensor returned by "
-                        f"fake_quant_with_min_max_vars_and_region, got {type(region).__name__}")
-    _check_range(region, "region")
+    _check_region(region)
     if _path(gradients, region) == _FAST:
         r = _k_region_gradient(gradients, region)
     else:
@@ -757,6 +712,32 @@ def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narro
     return torch.ops.cfq.fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits, narrow_range, axis)
 
 
+def fake_quant_with_min_max_vars_per_channel_and_region(inputs, min, max, num_bits=8, narrow_range=False,
+                                                        name=None, *, axis=-1):
+    """``(outputs, region)`` as cfq's function: ``region`` a uint8 tensor of
+    the inputs' shape, for ``fake_quant_per_channel_region_gradient``.
+    Differentiable wrt inputs, min and max through ``outputs``."""
+    _check_input(inputs, "inputs")
+    min, max = _channel_range(min, "min"), _channel_range(max, "max")
+    _check_range(min, "min")
+    _check_range(max, "max")
+    return torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(inputs, min, max, num_bits,
+                                                                             narrow_range, axis)
+
+
+def fake_quant_per_channel_region_gradient(gradients, region, *, axis=-1):
+    """cfq.fake_quant_per_channel_region_gradient on tensors: a
+    ``FakeQuantWithMinMaxVarsPerChannelGradient(dx, dmin, dmax)`` of
+    tensors, the sums of shape ``[region.shape[axis]]``."""
+    _check_input(gradients, "gradients")
+    _check_region(region)
+    if _path(gradients, region) == _FAST:
+        r = _k_per_channel_region_gradient(gradients, region, axis)
+    else:
+        r = torch.ops.cfq.fake_quant_per_channel_region_gradient(gradients, region, axis)
+    return cfq.FakeQuantWithMinMaxVarsPerChannelGradient(*r)
+
+
 def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, max, num_bits=8,
                                                       narrow_range=False, name=None, *, axis=-1):
     """TF's FakeQuantWithMinMaxVarsPerChannelGradient on any ``axis``:
@@ -785,6 +766,15 @@ def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_r
     if path == _FAST:
         return _k_args(inputs, min, max, num_bits, narrow_range)
     return torch.ops.cfq.fake_quant_with_min_max_args(inputs, min, max, num_bits, narrow_range)
+
+
+def fake_quant_with_min_max_args_and_region(inputs, min=-6.0, max=6.0, num_bits=8, narrow_range=False,
+                                            name=None):
+    """``(outputs, region)`` as cfq's function, in one pass:
+    ``fake_quant_region_gradient(gradients, region)[0]`` is the args
+    gradient.  Differentiable wrt inputs through ``outputs``."""
+    _check_input(inputs, "inputs")
+    return torch.ops.cfq.fake_quant_with_min_max_args_and_region(inputs, min, max, num_bits, narrow_range)
 
 
 def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, num_bits=8,
