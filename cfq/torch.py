@@ -54,12 +54,26 @@ variant the 4-byte input.
 Threads: at most ``torch.get_num_threads()``, and below that cfq's automatic
 rule (one thread under 256K elements); bits are identical for every count.
 
-dtypes and devices: float32 natively; float64, float16 and bfloat16 tensors
-are computed as float32 and returned in their own dtype (gradients too).
-Non-contiguous tensors work (made contiguous).  Tensors on a device other
-than the CPU are a ValueError (never a silent copy; ``meta`` tensors trace),
-integer, bool and complex tensors a TypeError; bad shapes of min/max,
-num_bits, axis get cfq's own errors.
+dtypes: float32, float16 and bfloat16 tensors go to cfq's kernels as they
+are (no float32 copy; the kernels compute in float32) and every element
+result (outputs, input gradients) comes back in the input's dtype, exactly
+``cast(op_float32(upcast(x)))``: cfq's casts, NumPy's for float16 and
+ml_dtypes' for bfloat16, which differ from torch's ``.to()`` only in NaN
+bits (torch 2.13 here makes every bfloat16 NaN 0xffff and quiets float16
+NaNs).
+bfloat16 tensors reach cfq as ml_dtypes arrays, ml_dtypes imported at the
+first one; without ml_dtypes they are widened to float32 (exact) and the
+results rounded back as cfq's kernels round (same bits, two more passes).
+float64 tensors are computed as float32 and returned as float64.  The
+min/max gradients are cfq's float32 sums, returned in the dtype of their
+min/max tensor (cast by torch when that is not float32).  The gradient
+functions' ``gradients`` and ``inputs`` must have one dtype when either is
+float16 or bfloat16 (else a TypeError, as cfq's).
+
+Devices and layouts: non-contiguous tensors work (made contiguous by cfq).
+Tensors on a device other than the CPU are a ValueError (never a silent
+copy; ``meta`` tensors trace), integer, bool and complex tensors a
+TypeError; bad shapes of min/max, num_bits, axis get cfq's own errors.
 """
 import numbers
 import os
@@ -95,50 +109,119 @@ __all__ = [
 _F32 = torch.float32
 
 # ---------------------------------------------------------------------------
-# Conversions (the framework's part: device, dtype, layout)
+# Conversions (the framework's part: device, dtype, layout).  Tensors reach
+# cfq through _np and come back through _tensor, nowhere else.
+
+_F16, _BF16 = torch.float16, torch.bfloat16
+_NOT_LOOKED_UP = object()
+_bf16_dtype = _NOT_LOOKED_UP
 
 
-def _f32np(t):
-    """A CPU tensor as a NumPy array for cfq, without a copy when it is
-    float32: other floating dtypes are rounded to float32 (round to nearest,
-    as TF's cast), in this one place, so that when cfq takes float16 and
-    bfloat16 itself only this and _from_f32 change.  Any strides: cfq makes
-    non-contiguous arrays contiguous itself."""
+def _numpy_bfloat16():
+    """ml_dtypes' bfloat16 NumPy dtype, or None without ml_dtypes.  Imported
+    at the first bfloat16 tensor, not with cfq.torch: importing ml_dtypes
+    takes 0.55-0.6 s here."""
+    global _bf16_dtype
+    if _bf16_dtype is _NOT_LOOKED_UP:
+        try:
+            import ml_dtypes
+            _bf16_dtype = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            _bf16_dtype = None
+    return _bf16_dtype
+
+
+def _np(t):
+    """A CPU tensor as the NumPy array cfq computes on, without a copy for
+    float32, float16 and bfloat16 (cfq's kernels take those as they are; a
+    bfloat16 tensor is viewed as int16, then as ml_dtypes' bfloat16).  Other
+    floating dtypes (float64) are rounded to float32 (to nearest, as TF's
+    cast); bfloat16 without ml_dtypes is widened to float32 (exact), and
+    _tensor rounds the result back as cfq would have.  Any strides: cfq
+    makes non-contiguous arrays contiguous itself."""
     t = t.detach()
-    if t.dtype is not _F32:
-        t = t.to(_F32)
-    return t.numpy()
+    dt = t.dtype
+    if dt is _F32 or dt is _F16:
+        return t.numpy()
+    if dt is _BF16:
+        bf16 = _numpy_bfloat16()
+        if bf16 is not None:
+            return t.view(torch.int16).numpy().view(bf16)
+    return t.to(_F32).numpy()
 
 
 # Where results are allocated matters more than the kernels from 1M elements
 # on: the page faults of fresh memory cost more than the work.  Measured
-# here (forward+backward in a loop, glibc malloc, THP "madvise"):
+# here (float32 forward+backward in a loop, glibc malloc, THP "madvise"):
 # - 1M elements in arrays NumPy allocates (exactly 4 MB): glibc hands out
 #   fresh pages on every call, 1,250 faults and 3.5 ms a call; in torch.empty
 #   tensors (as torch's own ops allocate theirs): no fault, 0.5-0.8 ms.
 # - 16M: NumPy advises huge pages from 4 MB on: 1,088 faults, 29 ms;
 #   torch.empty: 32,770 faults, 79-126 ms.
 # - 1K: torch.empty costs 1.5 us, an array cfq allocates 0.7 us.
-# So results of 32K to 2M elements go into torch.empty tensors (cfq's out=),
-# the others are allocated by cfq.
-_TORCH_ALLOC = (1 << 15, 1 << 21)
+# So results of 128 KB up to 8 MB (32K to 2M float32 elements) go into
+# torch.empty tensors (cfq's out=), the others are allocated by cfq.  For
+# 16-bit results (64K to 4M elements by that rule) the choice measured
+# neutral: no page faults either way at 1M and 2M float16 or bfloat16
+# elements, 0.44-0.59 ms per 1M forward+backward both ways.
+_TORCH_ALLOC_BYTES = (1 << 17, 1 << 23)
 
 
 def _alloc_like(a):
-    """(tensor, its NumPy view) to receive a float32 result of a's shape,
-    or (None, None) to let cfq allocate it."""
-    if not _TORCH_ALLOC[0] <= a.size < _TORCH_ALLOC[1]:
+    """(tensor, its NumPy view) to receive a result of a's shape and dtype
+    (float32, float16 or bfloat16, as _np makes them), or (None, None) to
+    let cfq allocate it."""
+    if not _TORCH_ALLOC_BYTES[0] <= a.nbytes < _TORCH_ALLOC_BYTES[1]:
         return None, None
-    t = torch.empty(a.shape, dtype=_F32)
-    return t, t.numpy()
+    if a.dtype.itemsize == 4:
+        t = torch.empty(a.shape, dtype=_F32)
+        return t, t.numpy()
+    if a.dtype.kind == "f":
+        t = torch.empty(a.shape, dtype=_F16)
+        return t, t.numpy()
+    t = torch.empty(a.shape, dtype=_BF16)
+    return t, t.view(torch.int16).numpy().view(a.dtype)
 
 
-def _from_f32(a, t, dtype):
-    """cfq's float32 result (a; written into t when t is given) as a tensor
-    of the input's dtype."""
+def _tensor(a, t, dtype):
+    """cfq's element result (a, in the dtype of the array _np made; written
+    into t when _alloc_like gave one) as a tensor of `dtype`, the dtype of
+    the tensor _np was given."""
     if t is None:
+        if a.dtype.itemsize == 2 and a.dtype.kind != "f":  # ml_dtypes' bfloat16
+            return torch.from_numpy(a.view(np.int16)).view(_BF16)
         t = torch.from_numpy(a)
-    return t if dtype is _F32 else t.to(dtype)
+    if t.dtype is dtype:
+        return t
+    if dtype is _BF16:  # computed in float32 for want of ml_dtypes
+        return torch.from_numpy(_bfloat16_bits(t.numpy()).view(np.int16)).view(_BF16)
+    return t.to(dtype)
+
+
+def _bfloat16_bits(a):
+    """float32 values rounded to bfloat16 bits as cfq's kernels store them
+    (ml_dtypes' cast): to nearest even, NaN the quiet NaN 0x7fc0 with its
+    sign.  torch's .to(torch.bfloat16) makes every NaN 0xffff here."""
+    u = a.reshape(-1).view(np.uint32)  # 1-D: NumPy wraps array sums silently (NaN bits overflow)
+    r = ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    r[nan] = ((u[nan] >> 16) & np.uint32(0x8000)).astype(np.uint16) | np.uint16(0x7FC0)
+    return r.reshape(a.shape)
+
+
+def _kernel_dtype(dtype):
+    """The dtype cfq computes a tensor of this dtype in (float16 and
+    bfloat16 as they are, every other one as float32)."""
+    return dtype if dtype is _F16 or dtype is _BF16 else _F32
+
+
+def _check_same_dtype(g, x):
+    """Gradients and inputs of one dtype where either is 16-bit (cfq's rule:
+    which of the two a result would have is not for cfq to guess); checked
+    here, on the tensors' own dtypes, for every path."""
+    if _kernel_dtype(g.dtype) is not _kernel_dtype(x.dtype):
+        raise TypeError(f"gradients and inputs must have the same dtype when either is float16 or "
+                        f"bfloat16, got {g.dtype} and {x.dtype}")
 
 
 def _range_value(v):
@@ -236,7 +319,9 @@ def _dtype_of(v):
 def _grad_as(g, dtype, needed):
     """A min/max gradient (cfq's float32 sum: a NumPy array on the fast
     path, a tensor from the ops) as a tensor in its variable's dtype, or None
-    where not needed."""
+    where not needed.  The cast is torch's (it is traced under compile, so
+    eager and compiled runs cast alike); FakeQuant's range, float32, has
+    none."""
     if not needed:
         return None
     t = torch.from_numpy(g) if isinstance(g, np.ndarray) else g
@@ -249,28 +334,28 @@ def _grad_as(g, dtype, needed):
 
 
 def _k_vars(x, mn, mx, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_vars(xn, _range_value(mn), _range_value(mx), num_bits, narrow_range,
                                          out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
 def _k_vars_and_region(x, mn, mx, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y, region = cfq.fake_quant_with_min_max_vars_and_region(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _region_gradient(g, region):
     """(dx tensor, dmin, dmax NumPy sums) from region codes."""
-    gn = _f32np(g)
+    gn = _np(g)
     r = region.detach().numpy() if isinstance(region, torch.Tensor) else region
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_region_gradient(gn, r, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
+    return _tensor(dx, t, g.dtype), dmin, dmax
 
 
 def _k_region_gradient(g, region):
@@ -279,46 +364,48 @@ def _k_region_gradient(g, region):
 
 
 def _k_vars_gradient(g, x, mn, mx, num_bits=8, narrow_range=False):
-    gn, xn = _f32np(g), _f32np(x)
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_with_min_max_vars_gradient(
         gn, xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
+    return _tensor(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
 
 
 def _k_per_channel(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_vars_per_channel(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
 def _k_per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    gn, xn = _f32np(g), _f32np(x)
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_with_min_max_vars_per_channel_gradient(
         gn, xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
+    return _tensor(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
 
 
 def _k_per_channel_and_region(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _per_channel_region_gradient(g, region, axis=-1):
-    gn = _f32np(g)
+    gn = _np(g)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_per_channel_region_gradient(
         gn, region.detach().numpy(), axis=axis, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
+    return _tensor(dx, t, g.dtype), dmin, dmax
 
 
 def _k_per_channel_region_gradient(g, region, axis=-1):
@@ -327,28 +414,29 @@ def _k_per_channel_region_gradient(g, region, axis=-1):
 
 
 def _k_args(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_args(xn, mn, mx, num_bits, narrow_range, out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
 def _k_args_and_region(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
     """The args op's outputs and the region codes of its gradient, in one
     pass (fake_quant_region_gradient on them gives the args gradient)."""
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y, region = cfq.fake_quant_with_min_max_args_and_region(xn, mn, mx, num_bits, narrow_range, out=out,
                                                             threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _k_args_gradient(g, x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    gn, xn = _f32np(g), _f32np(x)
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx = cfq.fake_quant_with_min_max_args_gradient(gn, xn, mn, mx, num_bits, narrow_range, out=out,
                                                    threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype)
+    return _tensor(dx, t, g.dtype)
 
 # ---------------------------------------------------------------------------
 # Registration.
@@ -416,6 +504,13 @@ _VARS_ARGS = "Tensor inputs, Tensor min, Tensor max, int num_bits=8, bool narrow
 _ARGS_ARGS = "Tensor inputs, float min=-6.0, float max=6.0, int num_bits=8, bool narrow_range=False"
 
 
+def _fake_grad_sums(g, x, *rest):
+    _fake_check(g, "gradients")
+    _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
+    return _fake_like(g), _fake_sum(g), _fake_sum(g)
+
+
 def _fake_fwd_region(x, *rest):
     _fake_check(x, "inputs")
     return _fake_like(x), x.new_empty(x.shape, dtype=torch.uint8)
@@ -424,12 +519,14 @@ def _fake_fwd_region(x, *rest):
 def _fake_grad3(g, x, mn, *rest):
     _fake_check(g, "gradients")
     _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
     return _fake_like(g), mn.new_empty(mn.shape, dtype=_F32), mn.new_empty(mn.shape, dtype=_F32)
 
 
 def _fake_args_grad(g, x, *rest):
     _fake_check(g, "gradients")
     _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
     return _fake_like(g)
 
 
@@ -451,8 +548,7 @@ _define("fake_quant_region_gradient(Tensor gradients, Tensor region) -> (Tensor,
         _kernel(_k_region_gradient, "gradients"), _fake_region_grad)
 _define(f"fake_quant_with_min_max_vars_gradient(Tensor gradients, {_VARS_ARGS}) -> (Tensor, Tensor, Tensor)",
         _kernel(_k_vars_gradient, "gradients", "inputs"),
-        lambda g, x, mn, mx, *rest: (_fake_check(g, "gradients"), _fake_check(x, "inputs"),
-                                     (_fake_like(g), _fake_sum(g), _fake_sum(g)))[-1])
+        _fake_grad_sums)
 _define(f"fake_quant_with_min_max_vars_per_channel_gradient(Tensor gradients, {_VARS_ARGS}, int axis=-1)"
         " -> (Tensor, Tensor, Tensor)",
         _kernel(_k_per_channel_gradient, "gradients", "inputs"), _fake_grad3)
@@ -551,10 +647,10 @@ for _op in ("fake_quant_region_gradient", "fake_quant_per_channel_region_gradien
 
 def _vars_backward(ctx, g):
     region, = ctx.saved_tensors
-    gn = _f32np(g)
+    gn = _np(g)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_region_gradient(gn, region.numpy(), out=out, threads=_threads(gn.size))
-    dx = _from_f32(dx, t, g.dtype)
+    dx = _tensor(dx, t, g.dtype)
     need = ctx.needs_input_grad
     return (dx if need[0] else None, _grad_as(dmin, ctx.range_dtypes[0], need[1]),
             _grad_as(dmax, ctx.range_dtypes[1], need[2]), None, None)
