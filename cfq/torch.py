@@ -27,9 +27,13 @@ names take the same arguments, plus Python numbers for ``min``/``max``, and
 - ``fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8,
   narrow_range=False)``: ``min``/``max`` are numbers (attributes, as in TF);
   differentiable wrt inputs.
-- ``fake_quant_with_min_max_vars_and_region`` -> (outputs, region) and
-  ``fake_quant_region_gradient(gradients, region)`` -> (dx, dmin, dmax): cfq's
-  region-code pair.
+- cfq's region-code functions: ``fake_quant_with_min_max_vars_and_region``,
+  ``fake_quant_with_min_max_args_and_region`` and
+  ``fake_quant_with_min_max_vars_per_channel_and_region(..., axis=-1)`` ->
+  (outputs, region), differentiable through ``outputs``;
+  ``fake_quant_region_gradient(gradients, region)`` -> (dx, dmin, dmax) (on
+  the args codes, dx is the args gradient) and
+  ``fake_quant_per_channel_region_gradient(gradients, region, axis=-1)``.
 - The gradients, with cfq's names and argument order:
   ``fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, ...)``
   and ``..._per_channel_gradient(...)`` -> (dx, dmin, dmax) (the module's
@@ -40,24 +44,36 @@ names take the same arguments, plus Python numbers for ``min``/``max``, and
 Numbers: cfq's, bit for bit: outputs and input gradients are TF 2.21's;
 the min/max gradients are cfq's sums (double-compensated, deterministic).
 
-Memory saved for backward (bytes per element of the input):
-- vars op and args op: cfq's 1-byte region codes, nothing else (the codes
-  hold everything the backward needs).  TF's gradient op keeps the 4-byte
-  input; PyTorch's ``fake_quantize_per_tensor_affine`` keeps a 1-byte bool
-  mask, its learnable variant the 4-byte input.
-- per-channel op: the input itself (which is a tensor the caller holds
-  anyway, e.g. a weight), until cfq has a per-channel region path; it is used
-  automatically when cfq provides one (see ``_PER_CHANNEL_REGION``).
+Memory saved for backward: 1 byte per element of the input for the vars,
+args and per-channel ops, cfq's region codes and nothing else (the codes
+hold everything the backward needs; each forward makes them in its one
+pass).  TF's gradient ops keep the 4-byte input; PyTorch's
+``fake_quantize_per_tensor_affine`` keeps a 1-byte bool mask, its learnable
+variant the 4-byte input.
 
 Threads: at most ``torch.get_num_threads()``, and below that cfq's automatic
 rule (one thread under 256K elements); bits are identical for every count.
 
-dtypes and devices: float32 natively; float64, float16 and bfloat16 tensors
-are computed as float32 and returned in their own dtype (gradients too).
-Non-contiguous tensors work (made contiguous).  Tensors on a device other
-than the CPU are a ValueError (never a silent copy; ``meta`` tensors trace),
-integer, bool and complex tensors a TypeError; bad shapes of min/max,
-num_bits, axis get cfq's own errors.
+dtypes: float32, float16 and bfloat16 tensors go to cfq's kernels as they
+are (no float32 copy; the kernels compute in float32) and every element
+result (outputs, input gradients) comes back in the input's dtype, exactly
+``cast(op_float32(upcast(x)))``: cfq's casts, NumPy's for float16 and
+ml_dtypes' for bfloat16, which differ from torch's ``.to()`` only in NaN
+bits (torch 2.13 here makes every bfloat16 NaN 0xffff and quiets float16
+NaNs).
+bfloat16 tensors reach cfq as ml_dtypes arrays, ml_dtypes imported at the
+first one; without ml_dtypes they are widened to float32 (exact) and the
+results rounded back as cfq's kernels round (same bits, two more passes).
+float64 tensors are computed as float32 and returned as float64.  The
+min/max gradients are cfq's float32 sums, returned in the dtype of their
+min/max tensor (cast by torch when that is not float32).  The gradient
+functions' ``gradients`` and ``inputs`` must have one dtype when either is
+float16 or bfloat16 (else a TypeError, as cfq's).
+
+Devices and layouts: non-contiguous tensors work (made contiguous by cfq).
+Tensors on a device other than the CPU are a ValueError (never a silent
+copy; ``meta`` tensors trace), integer, bool and complex tensors a
+TypeError; bad shapes of min/max, num_bits, axis get cfq's own errors.
 """
 import numbers
 import os
@@ -77,69 +93,135 @@ if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < _OLDE
 
 __all__ = [
     "FakeQuant",
+    "fake_quant_per_channel_region_gradient",
     "fake_quant_region_gradient",
     "fake_quant_with_min_max_args",
+    "fake_quant_with_min_max_args_and_region",
     "fake_quant_with_min_max_args_gradient",
     "fake_quant_with_min_max_vars",
     "fake_quant_with_min_max_vars_and_region",
     "fake_quant_with_min_max_vars_gradient",
     "fake_quant_with_min_max_vars_per_channel",
+    "fake_quant_with_min_max_vars_per_channel_and_region",
     "fake_quant_with_min_max_vars_per_channel_gradient",
 ]
 
 _F32 = torch.float32
 
-# Per-channel backward: from 1-byte region codes once cfq has the per-channel
-# region pair, else from the inputs.  This flag is the only place the choice
-# is made.
-_PER_CHANNEL_REGION = (hasattr(cfq, "fake_quant_with_min_max_vars_per_channel_and_region")
-                       and hasattr(cfq, "fake_quant_per_channel_region_gradient"))
-
 # ---------------------------------------------------------------------------
-# Conversions (the framework's part: device, dtype, layout)
+# Conversions (the framework's part: device, dtype, layout).  Tensors reach
+# cfq through _np and come back through _tensor, nowhere else.
+
+_F16, _BF16 = torch.float16, torch.bfloat16
+_NOT_LOOKED_UP = object()
+_bf16_dtype = _NOT_LOOKED_UP
 
 
-def _f32np(t):
-    """A CPU tensor as a NumPy array for cfq, without a copy when it is
-    float32: other floating dtypes are rounded to float32 (round to nearest,
-    as TF's cast), in this one place, so that when cfq takes float16 and
-    bfloat16 itself only this and _from_f32 change.  Any strides: cfq makes
-    non-contiguous arrays contiguous itself."""
+def _numpy_bfloat16():
+    """ml_dtypes' bfloat16 NumPy dtype, or None without ml_dtypes.  Imported
+    at the first bfloat16 tensor, not with cfq.torch: importing ml_dtypes
+    takes 0.55-0.6 s here."""
+    global _bf16_dtype
+    if _bf16_dtype is _NOT_LOOKED_UP:
+        try:
+            import ml_dtypes
+            _bf16_dtype = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            _bf16_dtype = None
+    return _bf16_dtype
+
+
+def _np(t):
+    """A CPU tensor as the NumPy array cfq computes on, without a copy for
+    float32, float16 and bfloat16 (cfq's kernels take those as they are; a
+    bfloat16 tensor is viewed as int16, then as ml_dtypes' bfloat16).  Other
+    floating dtypes (float64) are rounded to float32 (to nearest, as TF's
+    cast); bfloat16 without ml_dtypes is widened to float32 (exact), and
+    _tensor rounds the result back as cfq would have.  Any strides: cfq
+    makes non-contiguous arrays contiguous itself."""
     t = t.detach()
-    if t.dtype is not _F32:
-        t = t.to(_F32)
-    return t.numpy()
+    dt = t.dtype
+    if dt is _F32 or dt is _F16:
+        return t.numpy()
+    if dt is _BF16:
+        bf16 = _numpy_bfloat16()
+        if bf16 is not None:
+            return t.view(torch.int16).numpy().view(bf16)
+    return t.to(_F32).numpy()
 
 
 # Where results are allocated matters more than the kernels from 1M elements
 # on: the page faults of fresh memory cost more than the work.  Measured
-# here (forward+backward in a loop, glibc malloc, THP "madvise"):
+# here (float32 forward+backward in a loop, glibc malloc, THP "madvise"):
 # - 1M elements in arrays NumPy allocates (exactly 4 MB): glibc hands out
 #   fresh pages on every call, 1,250 faults and 3.5 ms a call; in torch.empty
 #   tensors (as torch's own ops allocate theirs): no fault, 0.5-0.8 ms.
 # - 16M: NumPy advises huge pages from 4 MB on: 1,088 faults, 29 ms;
 #   torch.empty: 32,770 faults, 79-126 ms.
 # - 1K: torch.empty costs 1.5 us, an array cfq allocates 0.7 us.
-# So results of 32K to 2M elements go into torch.empty tensors (cfq's out=),
-# the others are allocated by cfq.
-_TORCH_ALLOC = (1 << 15, 1 << 21)
+# So results of 128 KB up to 8 MB (32K to 2M float32 elements) go into
+# torch.empty tensors (cfq's out=), the others are allocated by cfq.  For
+# 16-bit results (64K to 4M elements by that rule) the choice measured
+# neutral: no page faults either way at 1M and 2M float16 or bfloat16
+# elements, 0.44-0.59 ms per 1M forward+backward both ways.
+_TORCH_ALLOC_BYTES = (1 << 17, 1 << 23)
 
 
 def _alloc_like(a):
-    """(tensor, its NumPy view) to receive a float32 result of a's shape,
-    or (None, None) to let cfq allocate it."""
-    if not _TORCH_ALLOC[0] <= a.size < _TORCH_ALLOC[1]:
+    """(tensor, its NumPy view) to receive a result of a's shape and dtype
+    (float32, float16 or bfloat16, as _np makes them), or (None, None) to
+    let cfq allocate it."""
+    if not _TORCH_ALLOC_BYTES[0] <= a.nbytes < _TORCH_ALLOC_BYTES[1]:
         return None, None
-    t = torch.empty(a.shape, dtype=_F32)
-    return t, t.numpy()
+    if a.dtype.itemsize == 4:
+        t = torch.empty(a.shape, dtype=_F32)
+        return t, t.numpy()
+    if a.dtype.kind == "f":
+        t = torch.empty(a.shape, dtype=_F16)
+        return t, t.numpy()
+    t = torch.empty(a.shape, dtype=_BF16)
+    return t, t.view(torch.int16).numpy().view(a.dtype)
 
 
-def _from_f32(a, t, dtype):
-    """cfq's float32 result (a; written into t when t is given) as a tensor
-    of the input's dtype."""
+def _tensor(a, t, dtype):
+    """cfq's element result (a, in the dtype of the array _np made; written
+    into t when _alloc_like gave one) as a tensor of `dtype`, the dtype of
+    the tensor _np was given."""
     if t is None:
+        if a.dtype.itemsize == 2 and a.dtype.kind != "f":  # ml_dtypes' bfloat16
+            return torch.from_numpy(a.view(np.int16)).view(_BF16)
         t = torch.from_numpy(a)
-    return t if dtype is _F32 else t.to(dtype)
+    if t.dtype is dtype:
+        return t
+    if dtype is _BF16:  # computed in float32 for want of ml_dtypes
+        return torch.from_numpy(_bfloat16_bits(t.numpy()).view(np.int16)).view(_BF16)
+    return t.to(dtype)
+
+
+def _bfloat16_bits(a):
+    """float32 values rounded to bfloat16 bits as cfq's kernels store them
+    (ml_dtypes' cast): to nearest even, NaN the quiet NaN 0x7fc0 with its
+    sign.  torch's .to(torch.bfloat16) makes every NaN 0xffff here."""
+    u = a.reshape(-1).view(np.uint32)  # 1-D: NumPy wraps array sums silently (NaN bits overflow)
+    r = ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    r[nan] = ((u[nan] >> 16) & np.uint32(0x8000)).astype(np.uint16) | np.uint16(0x7FC0)
+    return r.reshape(a.shape)
+
+
+def _kernel_dtype(dtype):
+    """The dtype cfq computes a tensor of this dtype in (float16 and
+    bfloat16 as they are, every other one as float32)."""
+    return dtype if dtype is _F16 or dtype is _BF16 else _F32
+
+
+def _check_same_dtype(g, x):
+    """Gradients and inputs of one dtype where either is 16-bit (cfq's rule:
+    which of the two a result would have is not for cfq to guess); checked
+    here, on the tensors' own dtypes, for every path."""
+    if _kernel_dtype(g.dtype) is not _kernel_dtype(x.dtype):
+        raise TypeError(f"gradients and inputs must have the same dtype when either is float16 or "
+                        f"bfloat16, got {g.dtype} and {x.dtype}")
 
 
 def _range_value(v):
@@ -237,7 +319,9 @@ def _dtype_of(v):
 def _grad_as(g, dtype, needed):
     """A min/max gradient (cfq's float32 sum: a NumPy array on the fast
     path, a tensor from the ops) as a tensor in its variable's dtype, or None
-    where not needed."""
+    where not needed.  The cast is torch's (it is traced under compile, so
+    eager and compiled runs cast alike); FakeQuant's range, float32, has
+    none."""
     if not needed:
         return None
     t = torch.from_numpy(g) if isinstance(g, np.ndarray) else g
@@ -250,28 +334,28 @@ def _grad_as(g, dtype, needed):
 
 
 def _k_vars(x, mn, mx, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_vars(xn, _range_value(mn), _range_value(mx), num_bits, narrow_range,
                                          out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
 def _k_vars_and_region(x, mn, mx, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y, region = cfq.fake_quant_with_min_max_vars_and_region(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _region_gradient(g, region):
     """(dx tensor, dmin, dmax NumPy sums) from region codes."""
-    gn = _f32np(g)
+    gn = _np(g)
     r = region.detach().numpy() if isinstance(region, torch.Tensor) else region
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_region_gradient(gn, r, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
+    return _tensor(dx, t, g.dtype), dmin, dmax
 
 
 def _k_region_gradient(g, region):
@@ -280,51 +364,48 @@ def _k_region_gradient(g, region):
 
 
 def _k_vars_gradient(g, x, mn, mx, num_bits=8, narrow_range=False):
-    gn, xn = _f32np(g), _f32np(x)
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_with_min_max_vars_gradient(
         gn, xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
+    return _tensor(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
 
 
 def _k_per_channel(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_vars_per_channel(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
-def _per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    gn, xn = _f32np(g), _f32np(x)
+def _k_per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_with_min_max_vars_per_channel_gradient(
         gn, xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
-
-
-def _k_per_channel_gradient(g, x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    dx, dmin, dmax = _per_channel_gradient(g, x, mn, mx, num_bits, narrow_range, axis)
-    return dx, torch.from_numpy(dmin), torch.from_numpy(dmax)
+    return _tensor(dx, t, g.dtype), torch.from_numpy(dmin), torch.from_numpy(dmax)
 
 
 def _k_per_channel_and_region(x, mn, mx, num_bits=8, narrow_range=False, axis=-1):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(
         xn, _range_value(mn), _range_value(mx), num_bits, narrow_range, axis=axis, out=out,
         threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _per_channel_region_gradient(g, region, axis=-1):
-    gn = _f32np(g)
+    gn = _np(g)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_per_channel_region_gradient(
         gn, region.detach().numpy(), axis=axis, out=out, threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype), dmin, dmax
+    return _tensor(dx, t, g.dtype), dmin, dmax
 
 
 def _k_per_channel_region_gradient(g, region, axis=-1):
@@ -333,34 +414,29 @@ def _k_per_channel_region_gradient(g, region, axis=-1):
 
 
 def _k_args(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    xn = _f32np(x)
+    xn = _np(x)
     t, out = _alloc_like(xn)
     y = cfq.fake_quant_with_min_max_args(xn, mn, mx, num_bits, narrow_range, out=out, threads=_threads(xn.size))
-    return _from_f32(y, t, x.dtype)
+    return _tensor(y, t, x.dtype)
 
 
 def _k_args_and_region(x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    """The args op's outputs and the region codes of its gradient.  cfq has
-    no args region pair, but the args gradient is the vars gradient's input
-    part on the same nudged range (and args requires min < max, so no
-    pass-through code): the vars op's codes serve, its outputs (which divide
-    where args multiplies) are overwritten by the args op's.  Two passes over
-    the input instead of one, for 1 byte saved per element instead of 4."""
-    xn = _f32np(x)
-    threads = _threads(xn.size)
+    """The args op's outputs and the region codes of its gradient, in one
+    pass (fake_quant_region_gradient on them gives the args gradient)."""
+    xn = _np(x)
     t, out = _alloc_like(xn)
-    y, region = cfq.fake_quant_with_min_max_vars_and_region(xn, mn, mx, num_bits, narrow_range, out=out,
-                                                            threads=threads)
-    cfq.fake_quant_with_min_max_args(xn, mn, mx, num_bits, narrow_range, out=y, threads=threads)
-    return _from_f32(y, t, x.dtype), torch.from_numpy(region)
+    y, region = cfq.fake_quant_with_min_max_args_and_region(xn, mn, mx, num_bits, narrow_range, out=out,
+                                                            threads=_threads(xn.size))
+    return _tensor(y, t, x.dtype), torch.from_numpy(region)
 
 
 def _k_args_gradient(g, x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False):
-    gn, xn = _f32np(g), _f32np(x)
+    _check_same_dtype(g, x)
+    gn, xn = _np(g), _np(x)
     t, out = _alloc_like(gn)
     dx = cfq.fake_quant_with_min_max_args_gradient(gn, xn, mn, mx, num_bits, narrow_range, out=out,
                                                    threads=_threads(gn.size))
-    return _from_f32(dx, t, g.dtype)
+    return _tensor(dx, t, g.dtype)
 
 # ---------------------------------------------------------------------------
 # Registration.
@@ -428,6 +504,13 @@ _VARS_ARGS = "Tensor inputs, Tensor min, Tensor max, int num_bits=8, bool narrow
 _ARGS_ARGS = "Tensor inputs, float min=-6.0, float max=6.0, int num_bits=8, bool narrow_range=False"
 
 
+def _fake_grad_sums(g, x, *rest):
+    _fake_check(g, "gradients")
+    _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
+    return _fake_like(g), _fake_sum(g), _fake_sum(g)
+
+
 def _fake_fwd_region(x, *rest):
     _fake_check(x, "inputs")
     return _fake_like(x), x.new_empty(x.shape, dtype=torch.uint8)
@@ -436,17 +519,14 @@ def _fake_fwd_region(x, *rest):
 def _fake_grad3(g, x, mn, *rest):
     _fake_check(g, "gradients")
     _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
     return _fake_like(g), mn.new_empty(mn.shape, dtype=_F32), mn.new_empty(mn.shape, dtype=_F32)
-
-
-def _fake_fwd(x, *rest):
-    _fake_check(x, "inputs")
-    return _fake_like(x)
 
 
 def _fake_args_grad(g, x, *rest):
     _fake_check(g, "gradients")
     _fake_check(x, "inputs")
+    _check_same_dtype(g, x)
     return _fake_like(g)
 
 
@@ -468,8 +548,7 @@ _define("fake_quant_region_gradient(Tensor gradients, Tensor region) -> (Tensor,
         _kernel(_k_region_gradient, "gradients"), _fake_region_grad)
 _define(f"fake_quant_with_min_max_vars_gradient(Tensor gradients, {_VARS_ARGS}) -> (Tensor, Tensor, Tensor)",
         _kernel(_k_vars_gradient, "gradients", "inputs"),
-        lambda g, x, mn, mx, *rest: (_fake_check(g, "gradients"), _fake_check(x, "inputs"),
-                                     (_fake_like(g), _fake_sum(g), _fake_sum(g)))[-1])
+        _fake_grad_sums)
 _define(f"fake_quant_with_min_max_vars_per_channel_gradient(Tensor gradients, {_VARS_ARGS}, int axis=-1)"
         " -> (Tensor, Tensor, Tensor)",
         _kernel(_k_per_channel_gradient, "gradients", "inputs"), _fake_grad3)
@@ -483,20 +562,25 @@ _define(f"fake_quant_with_min_max_vars({_VARS_ARGS}) -> Tensor",
 _define(f"fake_quant_with_min_max_args({_ARGS_ARGS}) -> Tensor",
         composite=lambda x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False:
         torch.ops.cfq._fake_quant_with_min_max_args_and_region(x, mn, mx, num_bits, narrow_range)[0])
-if _PER_CHANNEL_REGION:
-    _define(f"fake_quant_with_min_max_vars_per_channel_and_region({_VARS_ARGS}, int axis=-1)"
-            " -> (Tensor, Tensor)",
-            _kernel(_k_per_channel_and_region, "inputs"), _fake_fwd_region)
-    _define("fake_quant_per_channel_region_gradient(Tensor gradients, Tensor region, int axis=-1)"
-            " -> (Tensor, Tensor, Tensor)",
-            _kernel(_k_per_channel_region_gradient, "gradients"), _fake_pc_region_grad)
-    _define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
-            composite=lambda x, mn, mx, num_bits=8, narrow_range=False, axis=-1:
-            torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(
-                x, mn, mx, num_bits, narrow_range, axis)[0])
-else:
-    _define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
-            _kernel(_k_per_channel, "inputs"), _fake_fwd)
+# The public name of the args region op is a composite over the one above,
+# whose name the args op has decomposed into since cfq.torch's first
+# version: torch.compile's caches (FX graph, AOTAutograd) know a custom op
+# by its name, not by its Python body (PyTorch issues 144344, 160472), so a
+# compiled graph cached by an older cfq.torch replays the old decomposition;
+# renaming the op it calls would make that replay fail.
+_define(f"fake_quant_with_min_max_args_and_region({_ARGS_ARGS}) -> (Tensor, Tensor)",
+        composite=lambda x, mn=-6.0, mx=6.0, num_bits=8, narrow_range=False:
+        torch.ops.cfq._fake_quant_with_min_max_args_and_region(x, mn, mx, num_bits, narrow_range))
+_define(f"fake_quant_with_min_max_vars_per_channel_and_region({_VARS_ARGS}, int axis=-1)"
+        " -> (Tensor, Tensor)",
+        _kernel(_k_per_channel_and_region, "inputs"), _fake_fwd_region)
+_define("fake_quant_per_channel_region_gradient(Tensor gradients, Tensor region, int axis=-1)"
+        " -> (Tensor, Tensor, Tensor)",
+        _kernel(_k_per_channel_region_gradient, "gradients"), _fake_pc_region_grad)
+_define(f"fake_quant_with_min_max_vars_per_channel({_VARS_ARGS}, int axis=-1) -> Tensor",
+        composite=lambda x, mn, mx, num_bits=8, narrow_range=False, axis=-1:
+        torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(
+            x, mn, mx, num_bits, narrow_range, axis)[0])
 
 # -- autograd of the registered ops (what torch.compile traces) -------------
 
@@ -517,20 +601,6 @@ def _backward_vars_region(ctx, g, _g_region):
 def _backward_args_region(ctx, g, _g_region):
     region, = ctx.saved_tensors
     return torch.ops.cfq.fake_quant_region_gradient(g, region)[0], None, None, None, None
-
-
-def _setup_pc_inputs(ctx, inputs, output):
-    x, mn, mx, num_bits, narrow_range, axis = inputs
-    ctx.save_for_backward(x, mn, mx)
-    ctx.attrs = (num_bits, narrow_range, axis)
-
-
-def _backward_pc_inputs(ctx, g):
-    x, mn, mx = ctx.saved_tensors
-    dx, dmin, dmax = torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mn, mx, *ctx.attrs)
-    need = ctx.needs_input_grad
-    return (dx if need[0] else None, _grad_as(dmin, mn.dtype, need[1]),
-            _grad_as(dmax, mx.dtype, need[2]), None, None, None)
 
 
 def _setup_pc_region(ctx, inputs, output):
@@ -559,17 +629,11 @@ torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_and_region", 
                                 setup_context=_setup_region, lib=_lib)
 torch.library.register_autograd("cfq::_fake_quant_with_min_max_args_and_region", _backward_args_region,
                                 setup_context=_setup_region, lib=_lib)
-if _PER_CHANNEL_REGION:
-    torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel_and_region",
-                                    _backward_pc_region, setup_context=_setup_pc_region, lib=_lib)
-    _NON_DIFFERENTIABLE = ("fake_quant_per_channel_region_gradient",)
-else:
-    torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel", _backward_pc_inputs,
-                                    setup_context=_setup_pc_inputs, lib=_lib)
-    _NON_DIFFERENTIABLE = ()
-for _op in _NON_DIFFERENTIABLE + ("fake_quant_region_gradient", "fake_quant_with_min_max_vars_gradient",
-                                  "fake_quant_with_min_max_vars_per_channel_gradient",
-                                  "fake_quant_with_min_max_args_gradient"):
+torch.library.register_autograd("cfq::fake_quant_with_min_max_vars_per_channel_and_region",
+                                _backward_pc_region, setup_context=_setup_pc_region, lib=_lib)
+for _op in ("fake_quant_region_gradient", "fake_quant_per_channel_region_gradient",
+            "fake_quant_with_min_max_vars_gradient", "fake_quant_with_min_max_vars_per_channel_gradient",
+            "fake_quant_with_min_max_args_gradient"):
     torch.library.register_autograd("cfq::" + _op, _not_differentiable(_op),
                                     setup_context=lambda ctx, inputs, output: None, lib=_lib)
 
@@ -583,10 +647,10 @@ for _op in _NON_DIFFERENTIABLE + ("fake_quant_region_gradient", "fake_quant_with
 
 def _vars_backward(ctx, g):
     region, = ctx.saved_tensors
-    gn = _f32np(g)
+    gn = _np(g)
     t, out = _alloc_like(gn)
     dx, dmin, dmax = cfq.fake_quant_region_gradient(gn, region.numpy(), out=out, threads=_threads(gn.size))
-    dx = _from_f32(dx, t, g.dtype)
+    dx = _tensor(dx, t, g.dtype)
     need = ctx.needs_input_grad
     return (dx if need[0] else None, _grad_as(dmin, ctx.range_dtypes[0], need[1]),
             _grad_as(dmax, ctx.range_dtypes[1], need[2]), None, None)
@@ -595,14 +659,6 @@ def _vars_backward(ctx, g):
 def _args_backward(ctx, g):
     region, = ctx.saved_tensors
     return _region_gradient(g, region)[0], None, None, None, None
-
-
-def _pc_inputs_backward(ctx, g):
-    x, mn, mx = ctx.saved_tensors
-    dx, dmin, dmax = _per_channel_gradient(g, x, mn, mx, *ctx.attrs)
-    need = ctx.needs_input_grad
-    return (dx if need[0] else None, _grad_as(dmin, mn.dtype, need[1]),
-            _grad_as(dmax, mx.dtype, need[2]), None, None, None)
 
 
 def _pc_region_backward(ctx, g):
@@ -642,13 +698,6 @@ def _args_forward(ctx, x, mn, mx, num_bits, narrow_range):
     return y
 
 
-def _pc_inputs_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
-    y = _k_per_channel(x, mn, mx, num_bits, narrow_range, axis)
-    ctx.save_for_backward(x, mn, mx)
-    ctx.attrs = (num_bits, narrow_range, axis)
-    return y
-
-
 def _pc_region_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
     y, region = _k_per_channel_and_region(x, mn, mx, num_bits, narrow_range, axis)
     ctx.save_for_backward(region)
@@ -659,12 +708,8 @@ def _pc_region_forward(ctx, x, mn, mx, num_bits, narrow_range, axis):
 
 _VarsFunction, _vars_apply = _fast_function("_VarsFunction", _vars_forward, _vars_backward)
 _ArgsFunction, _args_apply = _fast_function("_ArgsFunction", _args_forward, _args_backward)
-if _PER_CHANNEL_REGION:
-    _PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_region_forward,
-                                                             _pc_region_backward)
-else:
-    _PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_inputs_forward,
-                                                             _pc_inputs_backward)
+_PerChannelFunction, _per_channel_apply = _fast_function("_PerChannelFunction", _pc_region_forward,
+                                                         _pc_region_backward)
 
 # ---------------------------------------------------------------------------
 # Public functions
@@ -698,14 +743,20 @@ def fake_quant_with_min_max_vars_and_region(inputs, min, max, num_bits=8, narrow
         inputs, _range_tensor(min, "min"), _range_tensor(max, "max"), num_bits, narrow_range)
 
 
+def _check_region(region):
+    if not isinstance(region, torch.Tensor):
+        raise TypeError(f"region must be the uint8 tensor returned by an ..._and_region function, "
+                        f"got {type(region).__name__}")
+    _check_range(region, "region")
+
+
 def fake_quant_region_gradient(gradients, region):
     """cfq.fake_quant_region_gradient on tensors: a
-    ``FakeQuantWithMinMaxVarsGradient(dx, dmin, dmax)`` of tensors."""
+    ``FakeQuantWithMinMaxVarsGradient(dx, dmin, dmax)`` of tensors.  On the
+    codes of ``fake_quant_with_min_max_args_and_region``, dx is the args
+    gradient."""
     _check_input(gradients, "gradients")
-    if not isinstance(region, torch.Tensor):
-        raise TypeError(f"region must be the uint8 tensor returned by "
-                        f"fake_quant_with_min_max_vars_and_region, got {type(region).__name__}")
-    _check_range(region, "region")
+    _check_region(region)
     if _path(gradients, region) == _FAST:
         r = _k_region_gradient(gradients, region)
     else:
@@ -757,6 +808,32 @@ def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narro
     return torch.ops.cfq.fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits, narrow_range, axis)
 
 
+def fake_quant_with_min_max_vars_per_channel_and_region(inputs, min, max, num_bits=8, narrow_range=False,
+                                                        name=None, *, axis=-1):
+    """``(outputs, region)`` as cfq's function: ``region`` a uint8 tensor of
+    the inputs' shape, for ``fake_quant_per_channel_region_gradient``.
+    Differentiable wrt inputs, min and max through ``outputs``."""
+    _check_input(inputs, "inputs")
+    min, max = _channel_range(min, "min"), _channel_range(max, "max")
+    _check_range(min, "min")
+    _check_range(max, "max")
+    return torch.ops.cfq.fake_quant_with_min_max_vars_per_channel_and_region(inputs, min, max, num_bits,
+                                                                             narrow_range, axis)
+
+
+def fake_quant_per_channel_region_gradient(gradients, region, *, axis=-1):
+    """cfq.fake_quant_per_channel_region_gradient on tensors: a
+    ``FakeQuantWithMinMaxVarsPerChannelGradient(dx, dmin, dmax)`` of
+    tensors, the sums of shape ``[region.shape[axis]]``."""
+    _check_input(gradients, "gradients")
+    _check_region(region)
+    if _path(gradients, region) == _FAST:
+        r = _k_per_channel_region_gradient(gradients, region, axis)
+    else:
+        r = torch.ops.cfq.fake_quant_per_channel_region_gradient(gradients, region, axis)
+    return cfq.FakeQuantWithMinMaxVarsPerChannelGradient(*r)
+
+
 def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, max, num_bits=8,
                                                       narrow_range=False, name=None, *, axis=-1):
     """TF's FakeQuantWithMinMaxVarsPerChannelGradient on any ``axis``:
@@ -785,6 +862,15 @@ def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_r
     if path == _FAST:
         return _k_args(inputs, min, max, num_bits, narrow_range)
     return torch.ops.cfq.fake_quant_with_min_max_args(inputs, min, max, num_bits, narrow_range)
+
+
+def fake_quant_with_min_max_args_and_region(inputs, min=-6.0, max=6.0, num_bits=8, narrow_range=False,
+                                            name=None):
+    """``(outputs, region)`` as cfq's function, in one pass:
+    ``fake_quant_region_gradient(gradients, region)[0]`` is the args
+    gradient.  Differentiable wrt inputs through ``outputs``."""
+    _check_input(inputs, "inputs")
+    return torch.ops.cfq.fake_quant_with_min_max_args_and_region(inputs, min, max, num_bits, narrow_range)
 
 
 def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, num_bits=8,

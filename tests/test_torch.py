@@ -6,7 +6,6 @@ Skipped when torch is not installed."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -191,7 +190,7 @@ def test_args_autograd_on_golden_data(path):
 
 
 def test_args_region_path_keeps_denormal_flushing_and_nan_rules():
-    """The args backward runs from the vars op's region codes: same bits as
+    """The args backward runs from the args op's region codes: same bits as
     the args gradient with denormal, NaN and infinite gradients and inputs."""
     rng = np.random.default_rng(3)
     x = rng.uniform(-4, 4, 5000).astype(np.float32)
@@ -226,6 +225,102 @@ def test_region_pair(path):
     assert_bits_equal(npy(t.grad), want[0])
     assert_bits_equal(npy(mn.grad), want[1])
 
+@pytest.mark.parametrize("path", PATHS)
+def test_args_region_pair_is_one_pass_of_cfqs(path):
+    rng = np.random.default_rng(4)
+    x, g = rng.uniform(-3, 3, (7, 9)).astype(np.float32), rng.standard_normal((7, 9)).astype(np.float32)
+    x[0, :4] = np.nan, np.inf, -1e-40, -0.0
+    if path == "fast":
+        y, region = cfqt.fake_quant_with_min_max_args_and_region(T(x), -1.0, 1.5, 5, True)
+        dx = cfqt.fake_quant_region_gradient(T(g), region)[0]
+    else:
+        y, region = ops.fake_quant_with_min_max_args_and_region(T(x), -1.0, 1.5, 5, True)
+        dx = ops.fake_quant_region_gradient(T(g), region)[0]
+    want_y, want_region = cfq.fake_quant_with_min_max_args_and_region(x, -1.0, 1.5, 5, True)
+    assert region.dtype == torch.uint8 and np.array_equal(region.numpy(), want_region)
+    assert_bits_equal(npy(y), want_y)
+    assert_bits_equal(npy(dx), cfq.fake_quant_with_min_max_args_gradient(g, x, -1.0, 1.5, 5, True))
+
+
+def pc_and_region(path, x, mn, mx, nb=8, nr=False, axis=-1):
+    if path == "fast":
+        return cfqt.fake_quant_with_min_max_vars_per_channel_and_region(x, mn, mx, nb, nr, axis=axis)
+    return ops.fake_quant_with_min_max_vars_per_channel_and_region(x, mn, mx, nb, nr, axis)
+
+
+def pc_region_gradient(path, g, region, axis=-1):
+    if path == "fast":
+        return cfqt.fake_quant_per_channel_region_gradient(g, region, axis=axis)
+    return ops.fake_quant_per_channel_region_gradient(g, region, axis)
+
+
+def special_data(rng, shape):
+    """Inputs in [-4, 4] and gradients with NaN, +-Inf, -0.0 and float32
+    denormals among them."""
+    x = rng.uniform(-4, 4, shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    xf[::23], xf[1::29], xf[2::31], xf[3::37], xf[4::41] = np.nan, np.inf, -np.inf, -1e-40, -0.0
+    gf[5::43], gf[6::47], gf[7::53], gf[8::59] = 1e-40, -0.0, np.inf, np.nan
+    return x, g
+
+
+def channel_range(rng, c):
+    """Per-channel min/max: ordinary ranges, plus channel 1 min == max == 0
+    (TF's pass-through, region code 8) and channel 2 with min > max."""
+    lo = rng.uniform(-3, -0.1, c).astype(np.float32)
+    hi = rng.uniform(0.1, 3, c).astype(np.float32)
+    lo[1] = hi[1] = 0.0
+    lo[2], hi[2] = 1.0, -0.5
+    return lo, hi
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_per_channel_region_pair_gives_the_input_based_gradient(path, axis):
+    """cfq's per-channel region pair through torch: outputs and codes as
+    cfq's, the gradient from the codes bit for bit the per-channel gradient
+    on the inputs (last, first and a middle axis); autograd uses it."""
+    rng = np.random.default_rng(13)
+    shape = (5, 6, 7)
+    x, g = special_data(rng, shape)
+    lo, hi = channel_range(rng, shape[axis])
+    for nb, nr in ((8, False), (3, True)):
+        what = f"axis {axis} num_bits {nb} ({path})"
+        y, region = pc_and_region(path, T(x), T(lo), T(hi), nb, nr, axis)
+        want_y, want_region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(x, lo, hi, nb, nr, axis=axis)
+        assert region.dtype == torch.uint8 and np.array_equal(region.numpy(), want_region), what
+        assert np.all(np.moveaxis(region.numpy(), axis, 0)[1] == 8), what + ": pass-through channel"
+        assert_bits_equal(npy(y), want_y, what + " out")
+        want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, lo, hi, nb, nr, axis=axis)
+        r = pc_region_gradient(path, T(g), region, axis)
+        assert isinstance(r, (tuple, cfq.FakeQuantWithMinMaxVarsPerChannelGradient))
+        for got, exp, name in zip(r, want, ("dx", "dmin", "dmax")):
+            assert_bits_equal(npy(got), exp, f"{what} {name} from the codes")
+        xt, lt, ht = T(x, True), T(lo, True), T(hi, True)
+        per_channel_fq(path, xt, lt, ht, nb, nr, axis).backward(T(g))
+        for got, exp, name in zip((xt.grad, lt.grad, ht.grad), want, ("dx", "dmin", "dmax")):
+            assert_bits_equal(npy(got), exp, f"{what} {name} by autograd")
+
+
+def test_compiled_per_channel_on_a_middle_axis():
+    rng = np.random.default_rng(17)
+    x, g = special_data(rng, (4, 6, 5))
+    lo, hi = channel_range(rng, 6)
+
+    def run(fn):
+        ts = [T(x, True), T(lo, True), T(hi, True)]
+        y = fn(*ts)
+        y.backward(T(g))
+        return [npy(y)] + [npy(t.grad) for t in ts]
+
+    def model(a, b, c):
+        return cfqt.fake_quant_with_min_max_vars_per_channel(a, b, c, 6, True, axis=1)
+
+    torch._dynamo.reset()
+    for a, b in zip(run(model), run(torch.compile(model, fullgraph=True))):
+        assert_bits_equal(b, a, "compiled vs eager")
+
 # ---------------------------------------------------------------------------
 # Arguments: requires_grad, dtypes, strides, devices, errors
 
@@ -249,8 +344,10 @@ def test_requires_grad_is_honoured(path):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
-def test_other_float_dtypes_are_computed_as_float32(path, dtype):
+def test_float64_is_computed_as_float32(path):
+    """float64 tensors are rounded to float32 for cfq, results come back as
+    float64 (float16 and bfloat16: tests/test_torch_dtypes.py)."""
+    dtype = torch.float64
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.uniform(-3, 3, (6, 40)).astype(np.float32)).to(dtype).requires_grad_()
     g = torch.from_numpy(rng.standard_normal((6, 40)).astype(np.float32)).to(dtype)
@@ -469,10 +566,9 @@ def test_backward_keeps_one_byte_per_element(path):
     w = torch.randn(256, 256, requires_grad=True)
     cm = torch.full((256,), 2.0, requires_grad=True)
     nbytes, _ = saved_bytes(lambda: per_channel_fq(path, w, -cm, cm))
-    if cfqt._PER_CHANNEL_REGION:
-        assert nbytes == w.numel()
-    else:  # the inputs (a weight the caller holds anyway) and min/max
-        assert nbytes == 4 * w.numel() + 2 * 4 * 256
+    assert nbytes == w.numel(), "per channel: the region codes, nothing else"
+    nbytes, _ = saved_bytes(lambda: per_channel_fq(path, w, -cm, cm, axis=0))
+    assert nbytes == w.numel()
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -507,6 +603,8 @@ def _opcheck_cases():
     clo, chi = torch.full((5,), -1.0), torch.linspace(0.5, 2.0, 5)
     rlo, rhi = torch.full((6,), -1.0), torch.linspace(0.5, 2.0, 6)
     region = ops.fake_quant_with_min_max_vars_and_region(x, lo, hi)[1]
+    pr = ops.fake_quant_with_min_max_vars_per_channel_and_region(x, clo, chi, 8, False, -1)[1]
+    pr0 = ops.fake_quant_with_min_max_vars_per_channel_and_region(x, rlo, rhi, 4, True, 0)[1]
 
     def rg(*ts):
         return tuple(t.clone().requires_grad_() for t in ts)
@@ -522,12 +620,13 @@ def _opcheck_cases():
         ("fake_quant_with_min_max_vars_per_channel_gradient", (g, x, clo, chi, 8, False, -1)),
         ("fake_quant_with_min_max_args", (*rg(x), -1.0, 1.5, 8, False)),
         ("_fake_quant_with_min_max_args_and_region", (*rg(x), -1.0, 1.5, 8, False)),
+        ("fake_quant_with_min_max_args_and_region", (*rg(x), -1.0, 1.5, 8, False)),
         ("fake_quant_with_min_max_args_gradient", (g, x, -1.0, 1.5, 8, False)),
+        ("fake_quant_with_min_max_vars_per_channel_and_region", (*rg(x, clo, chi), 8, False, -1)),
+        ("fake_quant_with_min_max_vars_per_channel_and_region", (*rg(x, rlo, rhi), 4, True, 0)),
+        ("fake_quant_per_channel_region_gradient", (g, pr, -1)),
+        ("fake_quant_per_channel_region_gradient", (g, pr0, 0)),
     ]
-    if cfqt._PER_CHANNEL_REGION:
-        pr = ops.fake_quant_with_min_max_vars_per_channel_and_region(x, clo, chi, 8, False, -1)[1]
-        cases += [("fake_quant_with_min_max_vars_per_channel_and_region", (*rg(x, clo, chi), 8, False, -1)),
-                  ("fake_quant_per_channel_region_gradient", (g, pr, -1))]
     return cases
 
 
@@ -666,55 +765,3 @@ def test_fake_quant_bad_arguments():
     with pytest.raises(ValueError, match="axis 1 is out of range"):
         q(torch.zeros(3))
     assert float(q.min[0]) == -6.0  # nothing tracked from a batch that does not fit
-
-# ---------------------------------------------------------------------------
-# The per-channel region path, once cfq has it (a stand-in built from cfq's
-# scalar region pair, one channel at a time), in a fresh interpreter.
-
-_STAND_IN = textwrap.dedent('''
-    import numpy as np, cfq
-
-    def pc_and_region(inputs, min, max, num_bits=8, narrow_range=False, name=None, *, axis=-1,
-                      out=None, threads=None, isa=None):
-        x = np.ascontiguousarray(inputs, np.float32)
-        y = cfq.fake_quant_with_min_max_vars_per_channel(x, min, max, num_bits, narrow_range,
-                                                         axis=axis, out=out, threads=threads)
-        xm = np.moveaxis(x, axis, 0)
-        region = np.empty(xm.shape, np.uint8)
-        for c in range(xm.shape[0]):
-            region[c] = cfq.fake_quant_with_min_max_vars_and_region(
-                np.array(xm[c]), min[c], max[c], num_bits, narrow_range)[1]
-        return y, np.ascontiguousarray(np.moveaxis(region, 0, axis))
-
-    def pc_region_gradient(gradients, region, *, axis=-1, out=None, threads=None, isa=None):
-        g = np.ascontiguousarray(gradients, np.float32)
-        gm, rm = np.moveaxis(g, axis, 0), np.moveaxis(region, axis, 0)
-        dx = np.empty(gm.shape, np.float32)
-        dmin, dmax = np.empty(gm.shape[0], np.float32), np.empty(gm.shape[0], np.float32)
-        for c in range(gm.shape[0]):
-            dx[c], dmin[c], dmax[c] = cfq.fake_quant_region_gradient(np.array(gm[c]), np.array(rm[c]))
-        return cfq.FakeQuantWithMinMaxVarsPerChannelGradient(
-            np.ascontiguousarray(np.moveaxis(dx, 0, axis)), dmin, dmax)
-
-    cfq.fake_quant_with_min_max_vars_per_channel_and_region = pc_and_region
-    cfq.fake_quant_per_channel_region_gradient = pc_region_gradient
-''')
-
-
-def test_per_channel_region_path_when_cfq_has_it():
-    code = _STAND_IN + textwrap.dedent('''
-        import sys
-        sys.path.insert(0, "tests")
-        import pytest
-        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_torch.py",
-                              "-k", "(per_channel or opcheck or keeps_one_byte or compile_fullgraph) and not region_path"]))
-    ''')
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert " passed" in r.stdout
-
-
-def test_per_channel_region_flag():
-    """The region path is used exactly when cfq has both functions."""
-    assert cfqt._PER_CHANNEL_REGION == (hasattr(cfq, "fake_quant_with_min_max_vars_per_channel_and_region")
-                                        and hasattr(cfq, "fake_quant_per_channel_region_gradient"))
