@@ -329,13 +329,14 @@ def _vars(x, lo, hi, num_bits, narrow_range):
     return _call("fq_vars", _like(x), x, lo, hi, **_quant_attrs(num_bits, narrow_range))
 
 
-# The backward reads the inputs (residuals: x, min, max), not cfq's 1-byte
-# region codes: measured in jit(grad) here, the region pair (forward and
-# codes in one pass, gradient from the codes) was 1.5-1.9x slower where the
-# loss does not need the forward's outputs (XLA then drops the forward call;
-# the codes need it), and 1.0-1.24x slower in value_and_grad, float32 and
-# the half types alike, 64K-16M elements; cfq's NumPy API gives the same
-# ranking (1M float32, one thread: gradient from codes 318 us, from inputs
+# The backward reads the inputs (residuals x, min, max), not cfq's 1-byte
+# region codes: measured here in jit(grad) of sum(fq(x) * w), vars op, 64K,
+# 1M and 16M elements in float32, float16 and bfloat16, the region pair
+# (codes written by the forward, gradient from the codes) took 1.1-1.9x the
+# time (medians; 1.5-1.9x in 8 of 9 cases), as XLA drops the forward call
+# there unless the codes need it; in value_and_grad, where the forward runs
+# anyway, 0.95-1.24x (slower in 8 of 9).  cfq's NumPy API ranks them the
+# same (1M float32, one thread: gradient from codes 318 us, from inputs
 # 263 us; forward with codes 178 us, without 121 us).
 def _vars_fwd(x, lo, hi, num_bits, narrow_range):
     return _vars(x, lo, hi, num_bits, narrow_range), (x, lo, hi)
