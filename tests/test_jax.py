@@ -450,7 +450,11 @@ def test_half_grad_of_a_loss(dtype):
     inputs' dtype, the min/max cotangents float32 (the primals' dtype)."""
     x = half_patterns(dtype)
     w = half_patterns(dtype, seed=4)
-    w = np.where(np.isnan(up(w)), np.zeros((), dtype), w)  # the loss's float32 cast keeps w exact
+    # w reaches the op as its cotangent through the loss's casts and XLA's
+    # arithmetic, which keep normal numbers but not always NaN payloads,
+    # -0.0 or float32 denormals (bfloat16's subnormals): with jax 0.5 they
+    # arrive as +0.0.  Those patterns are the vjp tests' job.
+    w = np.where(np.isnan(up(w)) | (np.abs(up(w)) < np.finfo(np.float32).tiny), np.zeros((), dtype), w)
     w32 = up(w)
     lo, hi = np.float32(-2.0), np.float32(2.5)
     c = np.linspace(-1, 1, 128, dtype=np.float32)
