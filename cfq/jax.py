@@ -23,9 +23,16 @@ the args op), computed by cfq's gradient kernels, bit for bit as
   cfq call (the vars gradient's per-example min/max sums included); with
   per-example min/max, cfq runs once per example inside the same custom call.
   Either way the bits equal a loop over the examples.
-- dtypes: float32 is computed as is; float16, bfloat16 and float64 inputs are
-  computed in float32 and the results cast back; integer, bool and complex
-  inputs are a TypeError.
+- dtypes: float32, float16 and bfloat16 arrays go to cfq's kernels as they
+  are (no convert ops in the program; the kernels compute in float32, so
+  each element result is the float32 op's result rounded to the dtype);
+  results have the inputs' dtype.  min, max and the min/max gradients are
+  float32: with float32 (or Python number) min/max, their cotangents are
+  float32 whatever the inputs' dtype; min/max arrays of another dtype get
+  jax's cast of the float32 cotangent.  float64 inputs (jax_enable_x64) are
+  computed in float32 and cast back; integer, bool and complex inputs are a
+  TypeError.  The gradient functions take gradients and inputs of one
+  dtype where either is float16 or bfloat16 (cfq's TypeError otherwise).
 - CPU only: on another backend the ops raise ValueError at trace time.
 - Bad arguments raise cfq's ValueError/TypeError at trace time.  A NaN or
   infinite traced min/max can only be seen when the kernel runs: it raises
@@ -140,21 +147,45 @@ def _dtype_of(value):
     return value.dtype if hasattr(value, "dtype") else jnp.result_type(value)
 
 
-# cfq computes in float32.  The one place that decides how other float dtypes
-# are handled: today they are converted to float32 and the results back.
-# (When cfq takes float16/bfloat16 natively, they pass through here.)
-_COMPUTE_DTYPE = np.dtype(np.float32)
+# The element dtypes cfq's kernels take as they are (src/cfq_xla_ffi.c hands
+# float16 and bfloat16 buffers to cfq's _typed entry points: no convert in
+# the program, results in the input's dtype).  Other float dtypes (float64
+# under jax_enable_x64) are computed in float32 and cast back.
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(jnp.bfloat16))
+_COMPUTE_DTYPE = np.dtype(np.float32)  # of min, max, their sums, and the other float dtypes
 
 
 def _compute_array(value, name):
-    """`value` as a jnp array in the dtype cfq computes in, and the dtype the
-    results go back to."""
-    dtype = _dtype_of(value)
+    """`value` as a jnp array in a dtype cfq's kernels take, and the dtype
+    the results go back to."""
+    dtype = np.dtype(_dtype_of(value))
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
-            f"{name} must have a floating-point dtype (float32, or float16, bfloat16 or "
-            f"float64, computed in float32), got dtype {np.dtype(dtype).name}")
-    return _jax_value(jnp.asarray(value).astype(_COMPUTE_DTYPE)), dtype
+            f"{name} must have a floating-point dtype (float32, float16 or bfloat16, or "
+            f"float64, computed in float32), got dtype {dtype.name}")
+    arr = jnp.asarray(value)
+    if dtype not in _NATIVE_DTYPES:
+        arr = arr.astype(_COMPUTE_DTYPE)
+    return _jax_value(arr), dtype
+
+
+def _result(y, dtype):
+    return y if y.dtype == dtype else y.astype(dtype)
+
+
+def _element_pair(gradients, inputs):
+    """gradients and inputs of the gradient functions, in one dtype cfq's
+    kernels take, and the dtype of the results: as in cfq's NumPy API, a
+    float16 or bfloat16 array with an array of another dtype is cfq's
+    TypeError (other float dtypes meet in float32)."""
+    _same_shape(gradients, inputs)
+    g, gdtype = _compute_array(gradients, "gradients")
+    x, xdtype = _compute_array(inputs, "inputs")
+    if g.dtype != x.dtype:
+        # cfq's own check and message, on empty stand-ins of the two dtypes.
+        cfq.fake_quant_with_min_max_args_gradient(np.zeros(0, gdtype), np.zeros(0, xdtype))
+        raise TypeError(f"gradients and inputs must have the same dtype, got {gdtype} and {xdtype}")
+    return g, x, jnp.result_type(gdtype, xdtype)
 
 
 def _jax_value(x):
@@ -261,7 +292,7 @@ def _quant_attrs(num_bits, narrow_range):
 
 
 # ---------------------------------------------------------------------------
-# The custom calls (float32 in, float32 out)
+# The custom calls (element buffers in x's dtype; min, max and sums float32)
 
 def _call(op, results, *args, **attrs):
     # expand_dims: under vmap, an operand shared by the batch gets a size-1
@@ -269,31 +300,44 @@ def _call(op, results, *args, **attrs):
     return jax.ffi.ffi_call(TARGETS[op], results, vmap_method="expand_dims")(*args, **attrs)
 
 
+def _like(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
 def _f32(shape):
     return jax.ShapeDtypeStruct(shape, _COMPUTE_DTYPE)
 
 
 def _vars_grad_call(g, x, lo, hi, num_bits, narrow_range):
-    return _call("fq_vars_grad", (_f32(x.shape), _f32(()), _f32(())), g, x, lo, hi,
+    return _call("fq_vars_grad", (_like(x), _f32(()), _f32(())), g, x, lo, hi,
                  **_quant_attrs(num_bits, narrow_range))
 
 
 def _per_channel_grad_call(g, x, lo, hi, num_bits, narrow_range, axis):
     c = (x.shape[axis],)
-    return _call("fq_per_channel_grad", (_f32(x.shape), _f32(c), _f32(c)), g, x, lo, hi,
+    return _call("fq_per_channel_grad", (_like(x), _f32(c), _f32(c)), g, x, lo, hi,
                  axis=np.int32(axis), **_quant_attrs(num_bits, narrow_range))
 
 
 def _args_grad_call(g, x, lo, hi, num_bits, narrow_range):
-    return _call("fq_args_grad", _f32(x.shape), g, x, min=lo, max=hi,
+    return _call("fq_args_grad", _like(x), g, x, min=lo, max=hi,
                  **_quant_attrs(num_bits, narrow_range))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _vars(x, lo, hi, num_bits, narrow_range):
-    return _call("fq_vars", _f32(x.shape), x, lo, hi, **_quant_attrs(num_bits, narrow_range))
+    return _call("fq_vars", _like(x), x, lo, hi, **_quant_attrs(num_bits, narrow_range))
 
 
+# The backward reads the inputs (residuals x, min, max), not cfq's 1-byte
+# region codes: measured here in jit(grad) of sum(fq(x) * w), vars op, 64K,
+# 1M and 16M elements in float32, float16 and bfloat16, the region pair
+# (codes written by the forward, gradient from the codes) took 1.1-1.9x the
+# time (medians; 1.5-1.9x in 8 of 9 cases), as XLA drops the forward call
+# there unless the codes need it; in value_and_grad, where the forward runs
+# anyway, 0.95-1.24x (slower in 8 of 9).  cfq's NumPy API ranks them the
+# same (1M float32, one thread: gradient from codes 318 us, from inputs
+# 263 us; forward with codes 178 us, without 121 us).
 def _vars_fwd(x, lo, hi, num_bits, narrow_range):
     return _vars(x, lo, hi, num_bits, narrow_range), (x, lo, hi)
 
@@ -308,7 +352,7 @@ _vars.defvjp(_vars_fwd, _vars_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
 def _per_channel(x, lo, hi, num_bits, narrow_range, axis):
-    return _call("fq_per_channel", _f32(x.shape), x, lo, hi, axis=np.int32(axis),
+    return _call("fq_per_channel", _like(x), x, lo, hi, axis=np.int32(axis),
                  **_quant_attrs(num_bits, narrow_range))
 
 
@@ -326,7 +370,7 @@ _per_channel.defvjp(_per_channel_fwd, _per_channel_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
 def _args(x, lo, hi, num_bits, narrow_range):
-    return _call("fq_args", _f32(x.shape), x, min=lo, max=hi,
+    return _call("fq_args", _like(x), x, min=lo, max=hi,
                  **_quant_attrs(num_bits, narrow_range))
 
 
@@ -350,7 +394,7 @@ def fake_quant_with_min_max_vars(inputs, min, max, num_bits=8, narrow_range=Fals
     _check_platform(inputs, min, max)
     x, dtype = _compute_array(inputs, "inputs")
     lo, hi = _scalar_range(min, max, num_bits, narrow_range)
-    return _vars(x, lo, hi, int(num_bits), bool(narrow_range)).astype(dtype)
+    return _result(_vars(x, lo, hi, int(num_bits), bool(narrow_range)), dtype)
 
 
 def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narrow_range=False,
@@ -360,7 +404,7 @@ def fake_quant_with_min_max_vars_per_channel(inputs, min, max, num_bits=8, narro
     _check_platform(inputs, min, max)
     x, dtype = _compute_array(inputs, "inputs")
     lo, hi, ax = _channel_range(np.shape(inputs), min, max, num_bits, narrow_range, axis)
-    return _per_channel(x, lo, hi, int(num_bits), bool(narrow_range), ax).astype(dtype)
+    return _result(_per_channel(x, lo, hi, int(num_bits), bool(narrow_range), ax), dtype)
 
 
 def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_range=False,
@@ -370,7 +414,7 @@ def fake_quant_with_min_max_args(inputs, min=-6.0, max=6.0, num_bits=8, narrow_r
     _check_platform(inputs)
     x, dtype = _compute_array(inputs, "inputs")
     lo, hi = _args_range(min, max, num_bits, narrow_range)
-    return _args(x, lo, hi, int(num_bits), bool(narrow_range)).astype(dtype)
+    return _result(_args(x, lo, hi, int(num_bits), bool(narrow_range)), dtype)
 
 
 def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=8,
@@ -379,13 +423,10 @@ def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=
     ``FakeQuantWithMinMaxVarsGradient(backprops_wrt_input, backprop_wrt_min,
     backprop_wrt_max)``, the sums float32 scalars (cfq's sums)."""
     _check_platform(gradients, inputs, min, max)
-    g, gdtype = _compute_array(gradients, "gradients")
-    x, xdtype = _compute_array(inputs, "inputs")
-    _same_shape(gradients, inputs)
+    g, x, dtype = _element_pair(gradients, inputs)
     lo, hi = _scalar_range(min, max, num_bits, narrow_range)
     dx, dmin, dmax = _vars_grad_call(g, x, lo, hi, int(num_bits), bool(narrow_range))
-    return cfq.FakeQuantWithMinMaxVarsGradient(dx.astype(jnp.result_type(gdtype, xdtype)),
-                                               dmin, dmax)
+    return cfq.FakeQuantWithMinMaxVarsGradient(_result(dx, dtype), dmin, dmax)
 
 
 def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, max, num_bits=8,
@@ -393,13 +434,10 @@ def fake_quant_with_min_max_vars_per_channel_gradient(gradients, inputs, min, ma
     """TF's FakeQuantWithMinMaxVarsPerChannelGradient along ``axis``:
     ``(backprops_wrt_input, backprop_wrt_min[C], backprop_wrt_max[C])``."""
     _check_platform(gradients, inputs, min, max)
-    g, gdtype = _compute_array(gradients, "gradients")
-    x, xdtype = _compute_array(inputs, "inputs")
-    _same_shape(gradients, inputs)
+    g, x, dtype = _element_pair(gradients, inputs)
     lo, hi, ax = _channel_range(np.shape(inputs), min, max, num_bits, narrow_range, axis)
     dx, dmin, dmax = _per_channel_grad_call(g, x, lo, hi, int(num_bits), bool(narrow_range), ax)
-    return cfq.FakeQuantWithMinMaxVarsPerChannelGradient(
-        dx.astype(jnp.result_type(gdtype, xdtype)), dmin, dmax)
+    return cfq.FakeQuantWithMinMaxVarsPerChannelGradient(_result(dx, dtype), dmin, dmax)
 
 
 def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, num_bits=8,
@@ -407,9 +445,6 @@ def fake_quant_with_min_max_args_gradient(gradients, inputs, min=-6.0, max=6.0, 
     """TF's FakeQuantWithMinMaxArgsGradient: ``gradients * (inputs inside the
     nudged range)``."""
     _check_platform(gradients, inputs)
-    g, gdtype = _compute_array(gradients, "gradients")
-    x, xdtype = _compute_array(inputs, "inputs")
-    _same_shape(gradients, inputs)
+    g, x, dtype = _element_pair(gradients, inputs)
     lo, hi = _args_range(min, max, num_bits, narrow_range)
-    return _args_grad_call(g, x, lo, hi, int(num_bits), bool(narrow_range)).astype(
-        jnp.result_type(gdtype, xdtype))
+    return _result(_args_grad_call(g, x, lo, hi, int(num_bits), bool(narrow_range)), dtype)

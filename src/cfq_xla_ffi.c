@@ -222,28 +222,61 @@ static cfq_xla_error *cfq_xla_enter(cfq_xla_ctx *c, cfq_xla_call_frame *frame, c
 
 /* ---- Buffers -------------------------------------------------------------- */
 
+/* What an operand holds, which decides the dtypes it may have. */
+typedef enum cfq_xla_kind {
+    CFQ_XLA_ELEMENTS, /* gradients, inputs, element results: f32, f16 or bf16, one for all */
+    CFQ_XLA_RANGE     /* min, max and their sums: f32 */
+} cfq_xla_kind;
+
 typedef struct cfq_xla_array {
-    float *data;
+    void *data;
+    int dtype; /* XLA's */
+    size_t elsize;
     int rank;
     const int64_t *dims;
     size_t count;
 } cfq_xla_array;
 
+/* cfq's dtype (CFQ_FLOAT32, ...) of an XLA element dtype, else -1. */
+static int cfq_xla_element_dtype(int xla_dtype)
+{
+    switch (xla_dtype) {
+    case CFQ_XLA_DTYPE_F32:
+        return CFQ_FLOAT32;
+    case CFQ_XLA_DTYPE_F16:
+        return CFQ_FLOAT16;
+    case CFQ_XLA_DTYPE_BF16:
+        return CFQ_BFLOAT16;
+    default:
+        return -1;
+    }
+}
+
 static cfq_xla_error *cfq_xla_decode(const cfq_xla_ctx *c, int tag, int want_tag, void *ptr,
-                                     const char *what, cfq_xla_array *a)
+                                     const char *what, cfq_xla_kind kind, cfq_xla_array *a)
 {
     const cfq_xla_buffer *b = (const cfq_xla_buffer *)ptr;
-    size_t count = 1;
+    size_t count = 1, elsize;
     int64_t i;
     cfq_xla_error *err;
     if (tag != want_tag || b == NULL)
         return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "%s must be a buffer", what);
     if ((err = cfq_xla_size(c, "XLA_FFI_Buffer", b->struct_size, CFQ_XLA_BUFFER_SIZE)))
         return err;
-    if (b->dtype != CFQ_XLA_DTYPE_F32)
-        return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
-                            "%s must be float32 (XLA dtype %d), got XLA dtype %d", what,
-                            CFQ_XLA_DTYPE_F32, b->dtype);
+    if (kind == CFQ_XLA_ELEMENTS) {
+        if (cfq_xla_element_dtype(b->dtype) < 0)
+            return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
+                                "%s must be float32, float16 or bfloat16 (XLA dtype %d, %d or %d), "
+                                "got XLA dtype %d", what, CFQ_XLA_DTYPE_F32, CFQ_XLA_DTYPE_F16,
+                                CFQ_XLA_DTYPE_BF16, b->dtype);
+        elsize = b->dtype == CFQ_XLA_DTYPE_F32 ? 4 : 2;
+    } else {
+        if (b->dtype != CFQ_XLA_DTYPE_F32)
+            return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
+                                "%s must be float32 (XLA dtype %d), got XLA dtype %d", what,
+                                CFQ_XLA_DTYPE_F32, b->dtype);
+        elsize = 4;
+    }
     if (b->rank < 0 || b->rank > CFQ_XLA_MAX_RANK || (b->rank > 0 && b->dims == NULL))
         return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "%s has an invalid rank %ld", what,
                             (long)b->rank);
@@ -257,36 +290,63 @@ static cfq_xla_error *cfq_xla_decode(const cfq_xla_ctx *c, int tag, int want_tag
     }
     if (count > 0 && b->data == NULL)
         return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "%s has no data", what);
-    a->data = (float *)b->data;
+    a->data = b->data;
+    a->dtype = b->dtype;
+    a->elsize = elsize;
     a->rank = (int)b->rank;
     a->dims = b->dims;
     a->count = count;
     return NULL;
 }
 
-static cfq_xla_error *cfq_xla_operands(const cfq_xla_ctx *c, int nargs, const char *const *arg_names,
-                                       cfq_xla_array *args, int nrets,
-                                       const char *const *ret_names, cfq_xla_array *rets)
+/* An op's operands and results: names and kinds, in order. */
+typedef struct cfq_xla_signature {
+    int nargs, nrets;
+    const char *const *arg_names, *const *ret_names;
+    const cfq_xla_kind *arg_kinds, *ret_kinds;
+} cfq_xla_signature;
+
+/* Decodes every operand and result; *dtype is cfq's dtype of the element
+ * operands and results, which must all have one XLA dtype (the kernels read
+ * and write one type). */
+static cfq_xla_error *cfq_xla_operands(const cfq_xla_ctx *c, const cfq_xla_signature *s,
+                                       cfq_xla_array *args, cfq_xla_array *rets, int *dtype)
 {
     const cfq_xla_call_frame *f = c->frame;
+    const char *first = NULL;
+    int first_dtype = 0;
     cfq_xla_error *err;
     int i;
-    if (f->args.size != nargs || (nargs > 0 && (f->args.types == NULL || f->args.args == NULL)))
+    if (f->args.size != s->nargs || (s->nargs > 0 && (f->args.types == NULL || f->args.args == NULL)))
         return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "expected %d operands, got %ld",
-                            nargs, (long)f->args.size);
-    if (f->rets.size != nrets || f->rets.types == NULL || f->rets.rets == NULL)
+                            s->nargs, (long)f->args.size);
+    if (f->rets.size != s->nrets || f->rets.types == NULL || f->rets.rets == NULL)
         return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "expected %d results, got %ld",
-                            nrets, (long)f->rets.size);
-    for (i = 0; i < nargs; i++)
-        if ((err = cfq_xla_decode(c, f->args.types[i], CFQ_XLA_ARG_BUFFER, f->args.args[i],
-                                  arg_names[i], &args[i])))
+                            s->nrets, (long)f->rets.size);
+    for (i = 0; i < s->nargs + s->nrets; i++) {
+        const int is_arg = i < s->nargs, j = is_arg ? i : i - s->nargs;
+        const char *name = is_arg ? s->arg_names[j] : s->ret_names[j];
+        const cfq_xla_kind kind = is_arg ? s->arg_kinds[j] : s->ret_kinds[j];
+        cfq_xla_array *a = is_arg ? &args[j] : &rets[j];
+        if ((err = cfq_xla_decode(c, is_arg ? f->args.types[j] : f->rets.types[j],
+                                  is_arg ? CFQ_XLA_ARG_BUFFER : CFQ_XLA_RET_BUFFER,
+                                  is_arg ? f->args.args[j] : f->rets.rets[j], name, kind, a)))
             return err;
-    for (i = 0; i < nrets; i++)
-        if ((err = cfq_xla_decode(c, f->rets.types[i], CFQ_XLA_RET_BUFFER, f->rets.rets[i],
-                                  ret_names[i], &rets[i])))
-            return err;
-    for (i = 0; i < nrets; i++)
-        cfq_xla_advise_hugepages(rets[i].data, rets[i].count * sizeof(float));
+        if (kind != CFQ_XLA_ELEMENTS)
+            continue;
+        if (first == NULL) {
+            first = name;
+            first_dtype = a->dtype;
+        } else if (a->dtype != first_dtype) {
+            return cfq_xla_fail(c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
+                                "%s has XLA dtype %d but %s has XLA dtype %d: the element operands "
+                                "and results must have one dtype", name, a->dtype, first,
+                                first_dtype);
+        }
+    }
+    *dtype = cfq_xla_element_dtype(first_dtype);
+    for (i = 0; i < s->nrets; i++)
+        cfq_xla_advise_hugepages(rets[i].data, rets[i].count * rets[i].elsize);
     return NULL;
 }
 
@@ -456,8 +516,12 @@ static void cfq_xla_batch_split(cfq_xla_batch *bt, const int64_t *B, int k, size
     }
 }
 
-/* base + off, where an empty buffer may have no data (NULL + 0 is not C). */
-static float *cfq_xla_at(float *base, size_t off) { return base != NULL ? base + off : NULL; }
+/* Element `off` of a buffer, where an empty buffer may have no data (NULL +
+ * 0 is not C). */
+static void *cfq_xla_at(const cfq_xla_array *a, size_t off)
+{
+    return a->data != NULL ? (char *)a->data + off * a->elsize : NULL;
+}
 
 /* Offset of outer example `index` in an operand with the given strides. */
 static size_t cfq_xla_offset(const cfq_xla_batch *bt, size_t index, const size_t *strides)
@@ -474,209 +538,93 @@ static size_t cfq_xla_offset(const cfq_xla_batch *bt, size_t index, const size_t
 
 /* ---- The ops ---------------------------------------------------------------- */
 
-/* Scalar range: min/max of rank k; inputs (and gradients) of rank k + core. */
-static cfq_xla_error *cfq_xla_vars_common(cfq_xla_call_frame *frame, int grad)
+#define E_ CFQ_XLA_ELEMENTS
+#define R_ CFQ_XLA_RANGE
+static const char *const cfq_xla_fwd_args[] = {"inputs", "min", "max"};
+static const char *const cfq_xla_grad_args[] = {"gradients", "inputs", "min", "max"};
+static const char *const cfq_xla_fwd_rets[] = {"outputs"};
+static const char *const cfq_xla_grad_rets[] = {"backprops_wrt_input", "backprop_wrt_min",
+                                                "backprop_wrt_max"};
+static const char *const cfq_xla_args_grad_rets[] = {"backprops"};
+static const cfq_xla_kind cfq_xla_fwd_kinds[] = {E_, R_, R_};
+static const cfq_xla_kind cfq_xla_grad_kinds[] = {E_, E_, R_, R_};
+static const cfq_xla_kind cfq_xla_ret_kinds[] = {E_, R_, R_};
+#undef E_
+#undef R_
+
+/* Operands and results of the vars and per-channel ops: forward, gradient. */
+static const cfq_xla_signature cfq_xla_range_signatures[] = {
+    {3, 1, cfq_xla_fwd_args, cfq_xla_fwd_rets, cfq_xla_fwd_kinds, cfq_xla_ret_kinds},
+    {4, 3, cfq_xla_grad_args, cfq_xla_grad_rets, cfq_xla_grad_kinds, cfq_xla_ret_kinds},
+};
+
+/* The args ops' (min and max are attributes). */
+static const cfq_xla_signature cfq_xla_args_signatures[] = {
+    {1, 1, cfq_xla_fwd_args, cfq_xla_fwd_rets, cfq_xla_fwd_kinds, cfq_xla_ret_kinds},
+    {2, 1, cfq_xla_grad_args, cfq_xla_args_grad_rets, cfq_xla_grad_kinds, cfq_xla_ret_kinds},
+};
+
+/* The vars and per-channel ops.  min and max are of rank k (per channel k
+ * + 1, the last axis their channels), the sums likewise; gradients, inputs
+ * and element results of rank k + the op's rank.  Per channel, `axis`
+ * counts in the un-batched inputs, so the channel axis of the element
+ * buffers is k + axis. */
+static cfq_xla_error *cfq_xla_range_op(cfq_xla_call_frame *frame, int grad, int per_channel,
+                                       const char *op)
 {
-    static const char *const fwd_args[] = {"inputs", "min", "max"};
-    static const char *const grad_args[] = {"gradients", "inputs", "min", "max"};
-    static const char *const fwd_rets[] = {"outputs"};
-    static const char *const grad_rets[] = {"backprops_wrt_input", "backprop_wrt_min",
-                                            "backprop_wrt_max"};
+    const cfq_xla_signature *sig = &cfq_xla_range_signatures[grad];
+    const int nd = grad ? 2 : 1;           /* element operands before min, max */
+    const int crank = per_channel ? 1 : 0; /* rank of min, max and the sums, un-batched */
     size_t ds[2][CFQ_XLA_MAX_RANK], rs[2][CFQ_XLA_MAX_RANK], os[CFQ_XLA_MAX_RANK];
     cfq_xla_array a[4], r[3];
     cfq_xla_ctx c;
     cfq_xla_batch bt;
     cfq_xla_error *err;
     float *scratch = NULL;
-    const int nd = grad ? 2 : 1; /* data operands before min, max */
-    int go, bits = 0, narrow = 0, k, core_rank, o, rc = CFQ_OK;
-    size_t n = 1, idx;
-    err = cfq_xla_enter(&c, frame, grad ? "fake_quant_with_min_max_vars_gradient"
-                                        : "fake_quant_with_min_max_vars", &go);
+    int go, dtype = CFQ_FLOAT32, bits = 0, narrow = 0, k, core_rank, o, rc = CFQ_OK;
+    int64_t axis = 0, C = 1;
+    size_t n = 1, core_outer = 1, core_inner = 1, idx;
+    err = cfq_xla_enter(&c, frame, op, &go);
     if (err != NULL || !go)
         return err;
-    if ((err = cfq_xla_operands(&c, nd + 2, grad ? grad_args : fwd_args, a, grad ? 3 : 1,
-                                grad ? grad_rets : fwd_rets, r)) ||
-        (err = cfq_xla_quant_attrs(&c, 2, &bits, &narrow)))
+    if ((err = cfq_xla_operands(&c, sig, a, r, &dtype)) ||
+        (err = cfq_xla_quant_attrs(&c, per_channel ? 3 : 2, &bits, &narrow)) ||
+        (per_channel && (err = cfq_xla_attr_int(&c, "axis", &axis))))
         return err;
-    k = a[nd].rank;
+    k = a[nd].rank - crank;
+    if (k < 0)
+        return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "min must have a channel axis");
+    if (per_channel)
+        C = a[nd].dims[k];
     core_rank = r[0].rank - k;
     if (core_rank < 0)
         return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
                             "min has rank %d, more than the outputs' %d", k, r[0].rank);
-    for (o = 0; o < nd; o++)
-        if ((err = cfq_xla_batch_strides(&c, &a[o], (grad ? grad_args : fwd_args)[o],
-                                         r[0].dims, k, r[0].dims + k, core_rank, ds[o])))
-            return err;
-    if ((err = cfq_xla_batch_strides(&c, &a[nd], "min", r[0].dims, k, NULL, 0, rs[0])) ||
-        (err = cfq_xla_batch_strides(&c, &a[nd + 1], "max", r[0].dims, k, NULL, 0, rs[1])) ||
-        (err = cfq_xla_batch_strides(&c, &r[0], "outputs", r[0].dims, k, NULL, core_rank, os)))
-        return err;
-    if (grad) {
-        size_t ms[CFQ_XLA_MAX_RANK];
-        int i;
-        for (o = 1; o < 3; o++) {
-            if ((err = cfq_xla_batch_strides(&c, &r[o], grad_rets[o], r[0].dims, k, NULL, 0, ms)))
-                return err;
-            for (i = 0; i < k; i++)
-                if (r[o].dims[i] != r[0].dims[i])
-                    return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
-                                        "%s must have the batch shape of the outputs", grad_rets[o]);
-        }
-    }
-    for (o = k; o < r[0].rank; o++)
-        n *= (size_t)r[0].dims[o];
-    cfq_xla_batch_split(&bt, r[0].dims, k, ds, nd, rs, 2);
-    if (grad && bt.E > 1) { /* min and max repeated per example, for the per-channel gradient */
-        scratch = (float *)malloc(2 * bt.E * sizeof(float));
-        if (scratch == NULL)
-            return cfq_xla_rc(&c, CFQ_ENOMEM, 0, 0);
-    }
-    for (idx = 0; idx < bt.outer && rc == CFQ_OK; idx++) {
-        const float *x = cfq_xla_at(a[nd - 1].data, cfq_xla_offset(&bt, idx, ds[nd - 1]));
-        const float lo = a[nd].data[cfq_xla_offset(&bt, idx, rs[0])];
-        const float hi = a[nd + 1].data[cfq_xla_offset(&bt, idx, rs[1])];
-        float *out = cfq_xla_at(r[0].data, cfq_xla_offset(&bt, idx, os));
-        const size_t total = bt.E * n;
-        cfq_exec ex = cfq_xla_exec(total);
-        if (!grad) {
-            rc = cfq_fq_vars(x, total, lo, hi, bits, narrow, out, &ex);
-        } else {
-            const float *g = cfq_xla_at(a[0].data, cfq_xla_offset(&bt, idx, ds[0]));
-            float *dmin = r[1].data + idx * bt.E, *dmax = r[2].data + idx * bt.E;
-            if (bt.E == 1) {
-                rc = cfq_fq_vars_grad(g, x, n, lo, hi, bits, narrow, out, dmin, dmax, &ex);
-            } else {
-                size_t e;
-                for (e = 0; e < bt.E; e++) {
-                    scratch[e] = lo;
-                    scratch[bt.E + e] = hi;
-                }
-                rc = cfq_fq_per_channel_grad(g, x, 1, bt.E, n, scratch, scratch + bt.E, bits,
-                                             narrow, out, dmin, dmax, &ex);
-            }
-        }
-        if (rc != CFQ_OK)
-            err = cfq_xla_rc(&c, rc, k > 0, idx * bt.E);
-    }
-    free(scratch);
-    return err;
-}
-
-cfq_xla_error *cfq_xla_fq_vars(cfq_xla_call_frame *frame) { return cfq_xla_vars_common(frame, 0); }
-
-cfq_xla_error *cfq_xla_fq_vars_grad(cfq_xla_call_frame *frame)
-{
-    return cfq_xla_vars_common(frame, 1);
-}
-
-/* Args ops: min and max are attributes; every axis may be a batch axis. */
-static cfq_xla_error *cfq_xla_args_common(cfq_xla_call_frame *frame, int grad)
-{
-    static const char *const names[] = {"gradients", "inputs"};
-    static const char *const rets[] = {"outputs"};
-    size_t ds[2][CFQ_XLA_MAX_RANK], os[CFQ_XLA_MAX_RANK];
-    cfq_xla_array a[2], r[1];
-    cfq_xla_ctx c;
-    cfq_xla_batch bt;
-    cfq_xla_error *err;
-    const int nd = grad ? 2 : 1;
-    int go, bits = 0, narrow = 0, k, o, rc = CFQ_OK;
-    float lo = 0.0f, hi = 0.0f;
-    size_t idx;
-    err = cfq_xla_enter(&c, frame, grad ? "fake_quant_with_min_max_args_gradient"
-                                        : "fake_quant_with_min_max_args", &go);
-    if (err != NULL || !go)
-        return err;
-    if ((err = cfq_xla_operands(&c, nd, grad ? names : names + 1, a, 1, rets, r)) ||
-        (err = cfq_xla_quant_attrs(&c, 4, &bits, &narrow)) ||
-        (err = cfq_xla_attr_float(&c, "min", &lo)) || (err = cfq_xla_attr_float(&c, "max", &hi)))
-        return err;
-    k = r[0].rank;
-    for (o = 0; o < nd; o++)
-        if ((err = cfq_xla_batch_strides(&c, &a[o], grad ? names[o] : names[1], r[0].dims, k, NULL,
-                                         0, ds[o])))
-            return err;
-    if ((err = cfq_xla_batch_strides(&c, &r[0], "outputs", r[0].dims, k, NULL, 0, os)))
-        return err;
-    cfq_xla_batch_split(&bt, r[0].dims, k, ds, nd, NULL, 0);
-    for (idx = 0; idx < bt.outer && rc == CFQ_OK; idx++) {
-        const float *x = cfq_xla_at(a[nd - 1].data, cfq_xla_offset(&bt, idx, ds[nd - 1]));
-        float *out = cfq_xla_at(r[0].data, cfq_xla_offset(&bt, idx, os));
-        cfq_exec ex = cfq_xla_exec(bt.E);
-        if (grad)
-            rc = cfq_fq_args_grad(cfq_xla_at(a[0].data, cfq_xla_offset(&bt, idx, ds[0])), x, bt.E, lo, hi,
-                                  bits, narrow, out, &ex);
-        else
-            rc = cfq_fq_args(x, bt.E, lo, hi, bits, narrow, out, &ex);
-        if (rc != CFQ_OK)
-            err = cfq_xla_rc(&c, rc, 0, 0);
-    }
-    return err;
-}
-
-cfq_xla_error *cfq_xla_fq_args(cfq_xla_call_frame *frame) { return cfq_xla_args_common(frame, 0); }
-
-cfq_xla_error *cfq_xla_fq_args_grad(cfq_xla_call_frame *frame)
-{
-    return cfq_xla_args_common(frame, 1);
-}
-
-/* Per channel: min/max of rank k + 1 (last axis: channels); `axis` counts in
- * the un-batched inputs, so the channel axis of the buffers is k + axis. */
-static cfq_xla_error *cfq_xla_per_channel_common(cfq_xla_call_frame *frame, int grad)
-{
-    static const char *const fwd_args[] = {"inputs", "min", "max"};
-    static const char *const grad_args[] = {"gradients", "inputs", "min", "max"};
-    static const char *const fwd_rets[] = {"outputs"};
-    static const char *const grad_rets[] = {"backprops_wrt_input", "backprop_wrt_min",
-                                            "backprop_wrt_max"};
-    size_t ds[2][CFQ_XLA_MAX_RANK], rs[2][CFQ_XLA_MAX_RANK], os[CFQ_XLA_MAX_RANK];
-    cfq_xla_array a[4], r[3];
-    cfq_xla_ctx c;
-    cfq_xla_batch bt;
-    cfq_xla_error *err;
-    const int nd = grad ? 2 : 1;
-    const char *const *arg_names = grad ? grad_args : fwd_args;
-    int go, bits = 0, narrow = 0, k, core_rank, o;
-    int64_t axis = 0, C;
-    size_t n = 1, core_outer = 1, core_inner = 1, idx;
-    err = cfq_xla_enter(&c, frame, grad ? "fake_quant_with_min_max_vars_per_channel_gradient"
-                                        : "fake_quant_with_min_max_vars_per_channel", &go);
-    if (err != NULL || !go)
-        return err;
-    if ((err = cfq_xla_operands(&c, nd + 2, arg_names, a, grad ? 3 : 1,
-                                grad ? grad_rets : fwd_rets, r)) ||
-        (err = cfq_xla_quant_attrs(&c, 3, &bits, &narrow)) ||
-        (err = cfq_xla_attr_int(&c, "axis", &axis)))
-        return err;
-    if (a[nd].rank < 1)
-        return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT, "min must have a channel axis");
-    k = a[nd].rank - 1;
-    C = a[nd].dims[k];
-    core_rank = r[0].rank - k;
-    if (core_rank < 1 || axis < 0 || axis >= core_rank || r[0].dims[k + axis] != C)
+    if (per_channel && (core_rank < 1 || axis < 0 || axis >= core_rank || r[0].dims[k + axis] != C))
         return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
                             "axis %ld does not name a channel axis of %ld channels", (long)axis,
                             (long)C);
     for (o = 0; o < nd; o++)
-        if ((err = cfq_xla_batch_strides(&c, &a[o], arg_names[o], r[0].dims, k, r[0].dims + k,
-                                         core_rank, ds[o])))
+        if ((err = cfq_xla_batch_strides(&c, &a[o], sig->arg_names[o], r[0].dims, k,
+                                         r[0].dims + k, core_rank, ds[o])))
             return err;
-    if ((err = cfq_xla_batch_strides(&c, &a[nd], "min", r[0].dims, k, &C, 1, rs[0])) ||
-        (err = cfq_xla_batch_strides(&c, &a[nd + 1], "max", r[0].dims, k, &C, 1, rs[1])) ||
-        (err = cfq_xla_batch_strides(&c, &r[0], "outputs", r[0].dims, k, NULL, core_rank, os)))
+    if ((err = cfq_xla_batch_strides(&c, &a[nd], "min", r[0].dims, k, &C, crank, rs[0])) ||
+        (err = cfq_xla_batch_strides(&c, &a[nd + 1], "max", r[0].dims, k, &C, crank, rs[1])) ||
+        (err = cfq_xla_batch_strides(&c, &r[0], sig->ret_names[0], r[0].dims, k, NULL, core_rank,
+                                     os)))
         return err;
     if (grad) {
         size_t ms[CFQ_XLA_MAX_RANK];
         int i;
         for (o = 1; o < 3; o++) {
-            if ((err = cfq_xla_batch_strides(&c, &r[o], grad_rets[o], r[0].dims, k, &C, 1, ms)))
+            if ((err = cfq_xla_batch_strides(&c, &r[o], sig->ret_names[o], r[0].dims, k, &C, crank,
+                                             ms)))
                 return err;
             for (i = 0; i < k; i++)
                 if (r[o].dims[i] != r[0].dims[i])
                     return cfq_xla_fail(&c, CFQ_XLA_ERROR_INVALID_ARGUMENT,
-                                        "%s must have the batch shape of the outputs", grad_rets[o]);
+                                        "%s must have the batch shape of the outputs",
+                                        sig->ret_names[o]);
         }
     }
     for (o = k; o < r[0].rank; o++) {
@@ -687,44 +635,133 @@ static cfq_xla_error *cfq_xla_per_channel_common(cfq_xla_call_frame *frame, int 
             core_inner *= (size_t)r[0].dims[o];
     }
     cfq_xla_batch_split(&bt, r[0].dims, k, ds, nd, rs, 2);
-    for (idx = 0; idx < bt.outer && err == NULL; idx++) {
-        const float *x = cfq_xla_at(a[nd - 1].data, cfq_xla_offset(&bt, idx, ds[nd - 1]));
-        const float *lo = cfq_xla_at(a[nd].data, cfq_xla_offset(&bt, idx, rs[0]));
-        const float *hi = cfq_xla_at(a[nd + 1].data, cfq_xla_offset(&bt, idx, rs[1]));
-        float *out = cfq_xla_at(r[0].data, cfq_xla_offset(&bt, idx, os));
-        int rc;
+    if (grad && !per_channel && bt.E > 1) {
+        /* min and max repeated per example, for the per-channel gradient */
+        scratch = (float *)malloc(2 * bt.E * sizeof(float));
+        if (scratch == NULL)
+            return cfq_xla_rc(&c, CFQ_ENOMEM, 0, 0);
+    }
+    for (idx = 0; idx < bt.outer && rc == CFQ_OK; idx++) {
+        const void *x = cfq_xla_at(&a[nd - 1], cfq_xla_offset(&bt, idx, ds[nd - 1]));
+        const void *g = grad ? cfq_xla_at(&a[0], cfq_xla_offset(&bt, idx, ds[0])) : NULL;
+        const float *lo = (const float *)cfq_xla_at(&a[nd], cfq_xla_offset(&bt, idx, rs[0]));
+        const float *hi = (const float *)cfq_xla_at(&a[nd + 1], cfq_xla_offset(&bt, idx, rs[1]));
+        void *out = cfq_xla_at(&r[0], cfq_xla_offset(&bt, idx, os));
+        float *dmin = grad ? (float *)r[1].data + idx * bt.E * (size_t)C : NULL;
+        float *dmax = grad ? (float *)r[2].data + idx * bt.E * (size_t)C : NULL;
+        const size_t total = bt.E * n;
         if (!grad) {
-            /* Shared min/max: the inner examples are more outer slices. */
-            cfq_exec ex = cfq_xla_exec(bt.E * n);
-            rc = cfq_fq_per_channel(x, bt.E * core_outer, (size_t)C, core_inner, lo, hi, bits,
-                                    narrow, out, &ex);
+            /* Shared min/max: the inner examples are more elements (per
+             * channel: more outer slices). */
+            cfq_exec ex = cfq_xla_exec(total);
+            rc = per_channel ? cfq_fq_per_channel_typed(dtype, x, bt.E * core_outer, (size_t)C,
+                                                        core_inner, lo, hi, bits, narrow, out, &ex)
+                             : cfq_fq_vars_typed(dtype, x, total, *lo, *hi, bits, narrow, out, &ex);
+            if (rc != CFQ_OK)
+                err = cfq_xla_rc(&c, rc, k > 0, idx * bt.E);
+        } else if (!per_channel) {
+            cfq_exec ex = cfq_xla_exec(total);
+            if (bt.E == 1) {
+                rc = cfq_fq_vars_grad_typed(dtype, g, x, n, *lo, *hi, bits, narrow, out, dmin, dmax,
+                                            &ex);
+            } else {
+                /* Per-example sums: the examples as the channels of one
+                 * call, whose per-channel sums are the scalar gradient's
+                 * bits. */
+                size_t e;
+                for (e = 0; e < bt.E; e++) {
+                    scratch[e] = *lo;
+                    scratch[bt.E + e] = *hi;
+                }
+                rc = cfq_fq_per_channel_grad_typed(dtype, g, x, 1, bt.E, n, scratch, scratch + bt.E,
+                                                   bits, narrow, out, dmin, dmax, &ex);
+            }
             if (rc != CFQ_OK)
                 err = cfq_xla_rc(&c, rc, k > 0, idx * bt.E);
         } else {
-            const float *g = cfq_xla_at(a[0].data, cfq_xla_offset(&bt, idx, ds[0]));
+            /* Per-channel sums per example: one call per example. */
             cfq_exec ex = cfq_xla_exec(n);
+            const size_t step = n * r[0].elsize; /* bytes per example, one dtype for all */
             size_t e;
-            for (e = 0; e < bt.E && err == NULL; e++) {
-                const size_t ex_index = idx * bt.E + e;
-                rc = cfq_fq_per_channel_grad(g ? g + e * n : NULL, x ? x + e * n : NULL,
-                                             core_outer, (size_t)C, core_inner, lo, hi, bits,
-                                             narrow, out ? out + e * n : NULL,
-                                             r[1].data + ex_index * (size_t)C,
-                                             r[2].data + ex_index * (size_t)C, &ex);
+            for (e = 0; e < bt.E && rc == CFQ_OK; e++) {
+                rc = cfq_fq_per_channel_grad_typed(
+                    dtype, g != NULL ? (const char *)g + e * step : NULL,
+                    x != NULL ? (const char *)x + e * step : NULL, core_outer, (size_t)C,
+                    core_inner, lo, hi, bits, narrow, out != NULL ? (char *)out + e * step : NULL,
+                    dmin + e * (size_t)C, dmax + e * (size_t)C, &ex);
                 if (rc != CFQ_OK)
-                    err = cfq_xla_rc(&c, rc, k > 0, ex_index);
+                    err = cfq_xla_rc(&c, rc, k > 0, idx * bt.E + e);
             }
         }
     }
+    free(scratch);
     return err;
+}
+
+cfq_xla_error *cfq_xla_fq_vars(cfq_xla_call_frame *frame)
+{
+    return cfq_xla_range_op(frame, 0, 0, "fake_quant_with_min_max_vars");
+}
+
+cfq_xla_error *cfq_xla_fq_vars_grad(cfq_xla_call_frame *frame)
+{
+    return cfq_xla_range_op(frame, 1, 0, "fake_quant_with_min_max_vars_gradient");
 }
 
 cfq_xla_error *cfq_xla_fq_per_channel(cfq_xla_call_frame *frame)
 {
-    return cfq_xla_per_channel_common(frame, 0);
+    return cfq_xla_range_op(frame, 0, 1, "fake_quant_with_min_max_vars_per_channel");
 }
 
 cfq_xla_error *cfq_xla_fq_per_channel_grad(cfq_xla_call_frame *frame)
 {
-    return cfq_xla_per_channel_common(frame, 1);
+    return cfq_xla_range_op(frame, 1, 1, "fake_quant_with_min_max_vars_per_channel_gradient");
 }
+
+/* Args ops: min and max are attributes; every axis may be a batch axis. */
+static cfq_xla_error *cfq_xla_args_op(cfq_xla_call_frame *frame, int grad)
+{
+    const cfq_xla_signature *sig = &cfq_xla_args_signatures[grad];
+    const int nd = sig->nargs;
+    size_t ds[2][CFQ_XLA_MAX_RANK], os[CFQ_XLA_MAX_RANK];
+    cfq_xla_array a[2], r[1];
+    cfq_xla_ctx c;
+    cfq_xla_batch bt;
+    cfq_xla_error *err;
+    int go, dtype = CFQ_FLOAT32, bits = 0, narrow = 0, k, o, rc = CFQ_OK;
+    float lo = 0.0f, hi = 0.0f;
+    size_t idx;
+    err = cfq_xla_enter(&c, frame, grad ? "fake_quant_with_min_max_args_gradient"
+                                        : "fake_quant_with_min_max_args", &go);
+    if (err != NULL || !go)
+        return err;
+    if ((err = cfq_xla_operands(&c, sig, a, r, &dtype)) ||
+        (err = cfq_xla_quant_attrs(&c, 4, &bits, &narrow)) ||
+        (err = cfq_xla_attr_float(&c, "min", &lo)) || (err = cfq_xla_attr_float(&c, "max", &hi)))
+        return err;
+    k = r[0].rank;
+    for (o = 0; o < nd; o++)
+        if ((err = cfq_xla_batch_strides(&c, &a[o], sig->arg_names[o], r[0].dims, k, NULL, 0,
+                                         ds[o])))
+            return err;
+    if ((err = cfq_xla_batch_strides(&c, &r[0], sig->ret_names[0], r[0].dims, k, NULL, 0, os)))
+        return err;
+    cfq_xla_batch_split(&bt, r[0].dims, k, ds, nd, NULL, 0);
+    for (idx = 0; idx < bt.outer && rc == CFQ_OK; idx++) {
+        const void *x = cfq_xla_at(&a[nd - 1], cfq_xla_offset(&bt, idx, ds[nd - 1]));
+        void *out = cfq_xla_at(&r[0], cfq_xla_offset(&bt, idx, os));
+        cfq_exec ex = cfq_xla_exec(bt.E);
+        if (grad)
+            rc = cfq_fq_args_grad_typed(dtype, cfq_xla_at(&a[0], cfq_xla_offset(&bt, idx, ds[0])), x,
+                                        bt.E, lo, hi, bits, narrow, out, &ex);
+        else
+            rc = cfq_fq_args_typed(dtype, x, bt.E, lo, hi, bits, narrow, out, &ex);
+        if (rc != CFQ_OK)
+            err = cfq_xla_rc(&c, rc, 0, 0);
+    }
+    return err;
+}
+
+cfq_xla_error *cfq_xla_fq_args(cfq_xla_call_frame *frame) { return cfq_xla_args_op(frame, 0); }
+
+cfq_xla_error *cfq_xla_fq_args_grad(cfq_xla_call_frame *frame) { return cfq_xla_args_op(frame, 1); }

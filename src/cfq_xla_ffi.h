@@ -48,7 +48,9 @@ extern "C" {
 #define CFQ_XLA_DTYPE_PRED 1
 #define CFQ_XLA_DTYPE_S32 4
 #define CFQ_XLA_DTYPE_S64 5
+#define CFQ_XLA_DTYPE_F16 10
 #define CFQ_XLA_DTYPE_F32 11
+#define CFQ_XLA_DTYPE_BF16 16
 
 /* XLA_FFI_Error_Code values used here. */
 #define CFQ_XLA_ERROR_INVALID_ARGUMENT 3
@@ -185,10 +187,14 @@ typedef struct cfq_xla_metadata_extension {
 /*
  * The handlers, one per op; register each with
  *   jax.ffi.register_ffi_target(name, capsule, platform="cpu", api_version=1)
- * (cfq.jax does; cfq._core exports the capsules).  Buffers are float32,
- * row-major.  Attributes: num_bits (s32 or s64), narrow_range (pred), and
- * axis (s32 or s64, of the un-batched input) for the per-channel ops, min and
- * max (f32) for the args ops.
+ * (cfq.jax does; cfq._core exports the capsules).  Buffers are row-major.
+ * The element buffers (gradients, inputs and the element results) are
+ * float32, float16 or bfloat16, one dtype for all of a call's, and go to
+ * cfq's _typed entry points as they are (results in that dtype); min, max
+ * and the sums are float32.  Any other dtype, or a mix, is an XLA error.
+ * Attributes: num_bits (s32 or s64), narrow_range (pred), and axis (s32 or
+ * s64, of the un-batched input) for the per-channel ops, min and max (f32)
+ * for the args ops.
  *
  * Batching: the operands may carry k leading batch axes in front of the op's
  * own shape (vmap's "expand_dims" method: k is the rank of min minus the rank

@@ -2,7 +2,9 @@
 ctypes, with call frames laid out as XLA's xla/ffi/api/c_api.h lays them out
 (declared again here, independently of cfq's declarations), so the version
 probe and every size, version, stage, tag, dtype, shape and attribute check
-can be driven with deliberately wrong frames.  Needs no jax."""
+can be driven with deliberately wrong frames (a wrong or mixed dtype is an
+XLA error, nothing written); float16 and bfloat16 buffers give the float32
+op's bits between the conversions.  Needs no jax (bfloat16: ml_dtypes)."""
 import ctypes as C
 
 import numpy as np
@@ -12,7 +14,25 @@ import cfq
 from cfq import _core
 from support import assert_bits_equal
 
-F32, F64, PRED, S32, S64 = 11, 12, 1, 4, 5
+try:
+    import ml_dtypes
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes comes with jax
+    BFLOAT16 = None
+
+HALF = [pytest.param(np.dtype(np.float16), id="float16"),
+        pytest.param(BFLOAT16, id="bfloat16",
+                     marks=pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes"))]
+
+
+def xla_dtype(dt):
+    """XLA_FFI_DataType of a NumPy dtype."""
+    if dt.name == "bfloat16":
+        return BF16
+    return {np.dtype(np.float32): F32, np.dtype(np.float64): F64, np.dtype(np.float16): F16,
+            np.dtype(np.int32): S32, np.dtype(np.uint8): U8}[dt]
+
+F32, F64, PRED, S32, S64, F16, BF16, U8 = 11, 12, 1, 4, 5, 10, 16, 6
 BUFFER, SCALAR, EXECUTE, METADATA = 1, 3, 3, 1
 
 
@@ -118,9 +138,9 @@ class Frame:
         self.frame.rets = self._operands(rets)
         self.frame.attrs = self._attrs(attrs)
 
-    def _buffer(self, a, dtype=F32):
+    def _buffer(self, a):
         dims = (C.c_int64 * max(a.ndim, 1))(*a.shape)
-        b = Buffer(size_upto(Buffer, "dims"), None, dtype, a.ctypes.data, a.ndim, dims)
+        b = Buffer(size_upto(Buffer, "dims"), None, xla_dtype(a.dtype), a.ctypes.data, a.ndim, dims)
         self.keep += [a, dims, b]
         return b
 
@@ -308,3 +328,115 @@ def test_batched_operands_broadcast_over_leading_axes():
     # A batch axis of size 2 where the results have 3 is refused.
     f = Frame([X, lo[:2], hi[:2]], [np.empty_like(X)], quant())
     assert "batch dimension 2 at axis 0, expected 1 or 3" in f.error("fq_vars")
+
+
+# ---------------------------------------------------------------------------
+# float16 / bfloat16 element buffers
+
+
+def f32(v):
+    return np.asarray(v, np.float32)
+
+
+def up(a):
+    with np.errstate(invalid="ignore"):
+        return a.astype(np.float32)
+
+
+def cast(a, dt):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(a, np.float32).astype(dt)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_half_buffers_compute_the_float32_op_between_the_conversions(dtype):
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype).reshape(4, -1)
+    g = np.random.default_rng(1).permutation(x.ravel()).reshape(x.shape)
+    y = np.empty_like(x)
+    f = Frame([x, f32(-2.0), f32(2.5)], [y], quant())
+    assert f.call("fq_vars") is None and not f.errors
+    assert_bits_equal(y, cast(cfq.fake_quant_with_min_max_vars(up(x), -2.0, 2.5), dtype))
+    # The gradient, one range per example (k = 1: the per-example calls).
+    lo, hi = f32([-1, -2, -3, 0]), f32([1, 2, 3, 0])
+    dx, dmin, dmax = np.empty_like(x), np.empty(4, np.float32), np.empty(4, np.float32)
+    f = Frame([g, x, lo, hi], [dx, dmin, dmax], quant(5, True))
+    assert f.call("fq_vars_grad") is None and not f.errors
+    for i in range(4):
+        want = cfq.fake_quant_with_min_max_vars_gradient(up(g[i]), up(x[i]), lo[i], hi[i], 5, True)
+        assert_bits_equal(dx[i], cast(want[0], dtype))
+        assert_bits_equal(dmin[i], want[1])
+        assert_bits_equal(dmax[i], want[2])
+    # A range shared by the examples (one per-channel call over them).
+    lo, hi = f32([[-2.0]]), f32([[2.5]])
+    x3, g3 = x.reshape(2, 2, -1), g.reshape(2, 2, -1)
+    dx, dmin, dmax = np.empty_like(x3), np.empty((2, 2), np.float32), np.empty((2, 2), np.float32)
+    f = Frame([g3, x3, lo.reshape(1, 1), hi.reshape(1, 1)], [dx, dmin, dmax], quant())
+    assert f.call("fq_vars_grad") is None and not f.errors
+    for i in range(2):
+        for j in range(2):
+            want = cfq.fake_quant_with_min_max_vars_gradient(up(g3[i, j]), up(x3[i, j]), -2.0, 2.5)
+            assert_bits_equal(dx[i, j], cast(want[0], dtype))
+            assert_bits_equal(dmin[i, j], want[1])
+    # Per channel (axis 0 of each example, min/max per example) and args.
+    lo, hi = -np.linspace(1, 3, 8).astype(np.float32), np.linspace(1, 3, 8).astype(np.float32)
+    xc, gc = x.reshape(4, 8, -1), g.reshape(4, 8, -1)
+    dx, dmin, dmax = np.empty_like(xc), np.empty((4, 8), np.float32), np.empty((4, 8), np.float32)
+    f = Frame([gc, xc, np.tile(lo, (4, 1)), np.tile(hi, (4, 1))], [dx, dmin, dmax],
+              dict(quant(), axis=(S32, 0)))
+    assert f.call("fq_per_channel_grad") is None and not f.errors
+    for i in range(4):
+        want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(up(gc[i]), up(xc[i]), lo, hi, axis=0)
+        assert_bits_equal(dx[i], cast(want[0], dtype))
+        assert_bits_equal(dmin[i], want[1])
+        assert_bits_equal(dmax[i], want[2])
+    y = np.empty_like(x)
+    f = Frame([g, x], [y], dict(quant(4, True), min=(F32, -1.0), max=(F32, 3.0)))
+    assert f.call("fq_args_grad") is None and not f.errors
+    assert_bits_equal(y, cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), -1.0, 3.0, 4, True),
+                              dtype))
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_wrong_or_mixed_dtypes_are_errors_not_crashes(dtype):
+    other = np.dtype(np.float16) if dtype.name == "bfloat16" else (BFLOAT16 or np.dtype(np.float32))
+    x = np.zeros((3, 100), dtype)
+    sentinel = np.full((3, 100), 7, dtype)
+
+    def check(args, rets, attrs, op, text):
+        f = Frame(args, rets, attrs)
+        msg = f.error(op)
+        assert text in msg, msg
+        assert f.errors[0][1] == 3  # INVALID_ARGUMENT
+        for r in rets:
+            if r.dtype == dtype and r.shape == sentinel.shape:
+                assert_bits_equal(r, sentinel, "written after an error")
+
+    grad_rets = lambda: [sentinel.copy(), np.zeros((), np.float32), np.zeros((), np.float32)]
+    # Gradients of one half type, inputs of the other.
+    check([x.astype(other), x, f32(-1), f32(1)], grad_rets(), quant(), "fq_vars_grad",
+          "must have one dtype")
+    check([x, x.astype(other), f32(-1), f32(1)], grad_rets(), quant(), "fq_vars_grad",
+          "must have one dtype")
+    # Half inputs, float32 outputs (and the other way round).
+    check([x, f32(-1), f32(1)], [np.zeros((3, 100), np.float32)], quant(), "fq_vars",
+          "must have one dtype")
+    check([x.astype(np.float32), f32(-1), f32(1)], [sentinel.copy()], quant(), "fq_vars",
+          "must have one dtype")
+    # Integers and float64 are no element dtype.
+    check([x.astype(np.int32), f32(-1), f32(1)], [sentinel.copy()], quant(), "fq_vars",
+          "inputs must be float32, float16 or bfloat16")
+    check([x, x.astype(np.float64)], [sentinel.copy()], dict(quant(), min=(F32, -1.0), max=(F32, 1.0)),
+          "fq_args_grad", "inputs must be float32, float16 or bfloat16")
+    # min/max and the sums stay float32.
+    check([x, np.zeros((), dtype), f32(1)], [sentinel.copy()], quant(), "fq_vars",
+          "min must be float32")
+    lo = np.zeros(100, np.float32)
+    check([x, x, lo, lo.astype(dtype)], [sentinel.copy(), np.zeros(100, np.float32),
+                                         np.zeros(100, np.float32)],
+          dict(quant(), axis=(S32, 1)), "fq_per_channel_grad", "max must be float32")
+    check([x, x, f32(-1), f32(1)], [sentinel.copy(), np.zeros((), dtype), np.zeros((), np.float32)],
+          quant(), "fq_vars_grad", "backprop_wrt_min must be float32")
+    # A dtype the handler does not know at all.
+    f = Frame([x, f32(-1), f32(1)], [sentinel.copy()], quant())
+    f.buffers[0].dtype = 9999
+    assert "got XLA dtype 9999" in f.error("fq_vars")
