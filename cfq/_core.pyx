@@ -57,7 +57,7 @@ def fake_quant_with_min_max_vars_gradient(gradients, inputs, min, max, num_bits=
     (testing and benchmarks).
 
     Deliberate differences from TF: the two sums are accumulated in double,
-    compensated across 64-element blocks (error about 2**-50 of the sum of
+    compensated across 256-element blocks (error at most 2**-48 of the sum of
     the terms' magnitudes, against TF's float32 sum; identical on every
     path), and a NaN or infinite ``min``/``max`` raises ValueError.
     """

@@ -39,15 +39,19 @@
 
 /* Double accumulator lanes per sum: element i of a chunk goes to lane i % 8
  * on every ISA (one zmm, two ymm, four NEON q registers, or 8 scalars).  A
- * lane adds the terms of one 64-element block (8 terms) in plain double, the
- * cheap part that runs on every vector step; at the block's end that partial
- * is added to the lane's compensated sum with TwoSum, its exact rounding
- * error going to error lane i % 4 (half as many registers: AVX2 has 16 in
- * all).  TwoSum on every term cost twice the time of the whole gradient on
- * inputs mostly outside the range.  Every path adds the same numbers in the
- * same order. */
+ * lane adds the terms of one 256-element sum block (32 terms) in plain
+ * double, the cheap part that runs on every vector step; at the sum block's
+ * end that partial is added to the lane's compensated sum with TwoSum, its
+ * exact rounding error going to error lane i % 4 (half as many registers:
+ * AVX2 has 16 in all).  TwoSum on every term cost twice the time of the
+ * whole gradient on inputs mostly outside the range; once every 64
+ * elements it still cost 15% of it there (AVX-512, 64K elements, half the
+ * inputs outside), once every 256 about 4%.  Every path adds the same
+ * numbers in the same order.  The kernels walk 64-element blocks (their
+ * busy steps, see cfq_grad_chunk), four to a sum block. */
 #define CFQ_LANES 8
 #define CFQ_ERR_LANES 4
+#define CFQ_SUM_BLOCK 256
 #define CFQ_BLOCK 64
 
 /* Element types inside the core: cfq.h's CFQ_FLOAT32, CFQ_FLOAT16 and

@@ -35,13 +35,14 @@ static inline void cfq_twosum_add(double *s, double *c, double v)
 }
 
 /* Term v of element i (chunk-relative) into its lane; the lane's last
- * element of a block (i % 64 >= 56) hands the block's partial on.  Adding a
- * +-0 term is a no-op (a partial is never -0), so kernels may skip them. */
+ * element of a sum block (i % 256 >= 248) hands the block's partial on.
+ * Adding a +-0 term is a no-op (a partial is never -0), so kernels may skip
+ * them. */
 static inline void cfq_lanes_add(cfq_lanes *a, size_t i, double v)
 {
     const int l = (int)(i % CFQ_LANES);
     a->p[l] += v;
-    if (i % CFQ_BLOCK >= CFQ_BLOCK - CFQ_LANES) {
+    if (i % CFQ_SUM_BLOCK >= CFQ_SUM_BLOCK - CFQ_LANES) {
         cfq_twosum_add(&a->s[l], &a->c[l % CFQ_ERR_LANES], a->p[l]);
         a->p[l] = 0.0;
     }

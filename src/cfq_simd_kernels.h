@@ -402,6 +402,7 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
     cfq_vb bad = cfq_vb_none();
     size_t i = 0;
     unsigned busy = 0;
+    int open = 0; /* terms added since the last sum block's end */
     int bad_tail;
 
     cfq_lanes_zero(&below);
@@ -424,15 +425,17 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
                 cfq_grad_terms(from, dt, &s, one, g, dx, j, &below_acc, &above_acc, &bad);
             }
         }
-        if (busy != 0) { /* else the partials are still 0: nothing to end */
+        open |= busy != 0;
+        if ((i + CFQ_BLOCK) % CFQ_SUM_BLOCK == 0 && open) { /* else the partials are still 0 */
             cfq_vlanes_block_end(&below_acc, &below);
             cfq_vlanes_block_end(&above_acc, &above);
+            open = 0;
         }
     }
     for (; i + CFQ_W <= n; i += CFQ_W) {
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, i, lo, hi);
         cfq_grad_step(from, dt, &s, one, g, dx, i, stream, &below_acc, &above_acc, &bad);
-        if (i % CFQ_BLOCK == CFQ_BLOCK - CFQ_W) {
+        if (i % CFQ_SUM_BLOCK == CFQ_SUM_BLOCK - CFQ_W) {
             cfq_vlanes_block_end(&below_acc, &below);
             cfq_vlanes_block_end(&above_acc, &above);
         }

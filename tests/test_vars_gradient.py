@@ -255,15 +255,15 @@ def test_nan_gradient_poisons_sums():
 def test_sums_survive_cancelling_giants(isa):
     """Compensated sums: TF's float32 sum can get these right by luck of its
     order; cfq gets them right whenever no small term shares a giant's lane
-    and 64-element block (each lane adds its 8 terms of a block in plain
-    double, then the block partials with TwoSum)."""
-    n = 200
+    and 256-element sum block (each lane adds its 32 terms of a block in
+    plain double, then the block partials with TwoSum)."""
+    n = 600
     idx = np.arange(n)
-    for apart in (1, 5, 64, 72):
+    for apart in (1, 5, 64, 72, 256, 264):
         for at in range(0, 100, 3):
             g = np.ones(n, np.float32)
             for p in (at, at + apart):
-                g[(idx % 8 == p % 8) & (idx // 64 == p // 64)] = 0
+                g[(idx % 8 == p % 8) & (idx // 256 == p // 256)] = 0
             ones = float(g.sum())
             g[at], g[at + apart] = np.float32(3.4028235e38), np.float32(-3.4028235e38)
             r = vg(g, np.full(n, 5.0, np.float32), -1.0, 1.0, isa=isa)

@@ -236,19 +236,19 @@ static void test_special_semantics(void)
     CHECK(float_of(0x7fc00000u) != float_of(0x7fc00000u), "nan helper");
     /* Cancelling giants must not swallow the small terms: every path, every
      * position, giants in one lane (in successive blocks) or in two lanes.
-     * A lane's 8 terms of one 64-element block are summed in plain double, so
-     * the giants' own lane-blocks hold no small terms. */
+     * A lane's 32 terms of one 256-element sum block are summed in plain
+     * double, so the giants' own lane-blocks hold no small terms. */
     {
-        float gg[200], xx[200], dd[200];
+        float gg[600], xx[600], dd[600];
         int isa, at, apart;
-        for (apart = 1; apart <= 64; apart += 63) {
+        for (apart = 1; apart <= CFQ_SUM_BLOCK; apart += CFQ_SUM_BLOCK - 1) {
             for (at = 0; at < 100; at++) {
                 const int lanes[2] = {at, at + apart};
                 int k, j, ones = 0;
-                for (k = 0; k < 200; k++) {
+                for (k = 0; k < 600; k++) {
                     int shares = 0;
                     for (j = 0; j < 2; j++)
-                        shares |= k % 8 == lanes[j] % 8 && k / 64 == lanes[j] / 64;
+                        shares |= k % 8 == lanes[j] % 8 && k / CFQ_SUM_BLOCK == lanes[j] / CFQ_SUM_BLOCK;
                     gg[k] = shares ? 0.0f : 1.0f;
                     ones += !shares;
                     xx[k] = 5.0f;
@@ -258,7 +258,7 @@ static void test_special_semantics(void)
                 for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
                     if (!table_runs(isa))
                         continue;
-                    cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, gg, xx, 200, -1, 1, 8, 0, dd, &a, &b, 1);
+                    cfq_vars_grad_run(table_of(isa), CFQ_FLOAT32, gg, xx, 600, -1, 1, 8, 0, dd, &a, &b, 1);
                     CHECK(b == (float)ones && a == 0.0f, "%s giants at %d and %d: %g, want %d",
                           cfq_isa_name(isa), at, at + apart, (double)b, ones);
                 }
