@@ -140,6 +140,13 @@ CFQ_INLINE void cfq_vi_store_codes(unsigned char *p, cfq_vi codes)
     _mm_storel_epi64((__m128i *)(void *)p,
                      _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)));
 }
+CFQ_INLINE int cfq_codes_plain64(const unsigned char *p)
+{
+    const __m256i high = _mm256_max_epu8(_mm256_loadu_si256((const __m256i *)(const void *)p),
+                                         _mm256_loadu_si256((const __m256i *)(const void *)(p + 32)));
+    const __m256i over = _mm256_subs_epu8(high, _mm256_set1_epi8(CFQ_REGION_NONE));
+    return _mm256_testz_si256(over, over);
+}
 /* Region codes from their flags: 1 below, 2 above (3 both), 4 none. */
 CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
 {

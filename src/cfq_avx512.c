@@ -153,6 +153,10 @@ CFQ_INLINE cfq_vb cfq_vb_load(const uint32_t *words)
  * widened to 32 bits took a conversion and 512-bit compares). */
 CFQ_INLINE cfq_vi cfq_vi_load_codes(const unsigned char *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 CFQ_INLINE void cfq_vi_store_codes(unsigned char *p, cfq_vi codes) { _mm_storeu_si128((__m128i *)(void *)p, codes); }
+CFQ_INLINE int cfq_codes_plain64(const unsigned char *p)
+{
+    return _mm512_cmpgt_epu8_mask(_mm512_loadu_si512((const void *)p), _mm512_set1_epi8(CFQ_REGION_NONE)) == 0;
+}
 /* Region codes from their flags: 1 below, 2 above (3 both), 4 none. */
 CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
 {

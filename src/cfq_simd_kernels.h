@@ -36,6 +36,7 @@
  *                    bits: lane k as bit k; load: from 32-bit keep words)
  *   cfq_vi_load_codes store_codes codes eq has gt  (codes: from the flags
  *                    below, above, none)
+ *   cfq_codes_plain64    whether 64 code bytes are all 0 to 4
  *   cfq_vlanes_zero add add_where block_end store (add: a step's float
  *                    terms, in element order, into the open block's partials;
  *                    add_where: g where a flag is set, for finite g;
@@ -207,8 +208,12 @@ CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, cons
 /* ---- Gradients ------------------------------------------------------------ */
 
 /* Where a gradient's region flags come from: the inputs against the nudged
- * bounds, or the region codes of the forward op. */
-enum cfq_grad_from { CFQ_FROM_INPUTS, CFQ_FROM_CODES };
+ * bounds, or the region codes of the forward op; "plain" codes are a block's
+ * known to be 0 to 4 (no pass-through lane, no byte that is no code), so
+ * the steps skip those checks (on inputs half outside the range they had
+ * made the region gradient slower than the one from inputs). */
+enum cfq_grad_from { CFQ_FROM_INPUTS, CFQ_FROM_CODES, CFQ_FROM_PLAIN_CODES };
+
 
 /* One vector step of a gradient: the gradients, and what the lanes' flags
  * come from.  The flags are derived where they are used, not all at once:
@@ -255,7 +260,7 @@ CFQ_INLINE cfq_vb cfq_vstep_above(int from, const cfq_vstep *s)
 /* Lanes whose gradient is copied (region code CFQ_REGION_PASS). */
 CFQ_INLINE cfq_vb cfq_vstep_pass(int from, const cfq_vstep *s)
 {
-    return from == CFQ_FROM_INPUTS ? cfq_vb_none() : cfq_vi_eq(s->code, CFQ_REGION_PASS);
+    return from != CFQ_FROM_CODES ? cfq_vb_none() : cfq_vi_eq(s->code, CFQ_REGION_PASS);
 }
 
 /* g * (inside ? 1 : 0), as TF multiplies (see cfq_params.one). */
@@ -376,6 +381,29 @@ CFQ_INLINE unsigned cfq_grad_fused(int from, int dt, const void *g, const void *
     return busy;
 }
 
+/* The block at i, in one pass after a block whose steps were all busy, else
+ * in two; returns which steps were busy.  stream is a literal at each
+ * call below, so the store kind is no branch per step (the compiler will
+ * not unswitch it here by itself). */
+CFQ_INLINE unsigned cfq_grad_block(int from, int dt, const void *g, const void *x,
+                                   const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
+                                   cfq_vf one, void *dx, int stream, unsigned busy_before,
+                                   cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+{
+    unsigned busy, walk;
+    if (busy_before == (1u << CFQ_STEPS) - 1)
+        return stream ? cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 1, below, above, bad)
+                      : cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 0, below, above, bad);
+    busy = stream ? cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 1)
+                  : cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 0);
+    for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
+        const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
+        const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
+        cfq_grad_terms(from, dt, &s, one, g, dx, j, below, above, bad);
+    }
+    return busy;
+}
+
 /*
  * A chunk of the vars or the region gradient, block by block.  Where few
  * steps are busy, two passes: first the input gradient of all 64 elements,
@@ -395,7 +423,6 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
     const cfq_vf lo = cfq_vf_set(p->nudged_min), hi = cfq_vf_set(p->nudged_max);
     const cfq_vf one = cfq_vf_set(p->one);
     const int stream = p->stream;
-    const unsigned all_busy = (1u << CFQ_STEPS) - 1;
     const int in_place = cfq_overlap(dt, dx, g, n) || (from == CFQ_FROM_INPUTS && cfq_overlap(dt, dx, x, n));
     cfq_vlanes below_acc, above_acc;
     cfq_lanes below, above;
@@ -410,21 +437,12 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
     cfq_vlanes_zero(&below_acc);
     cfq_vlanes_zero(&above_acc);
     for (; !in_place && i + CFQ_BLOCK <= n; i += CFQ_BLOCK) {
-        /* stream a literal at each call, so the store kind is no branch
-         * per step (the compiler will not unswitch it here by itself) */
-        if (busy == all_busy) {
-            busy = stream ? cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 1, &below_acc, &above_acc, &bad)
-                          : cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 0, &below_acc, &above_acc, &bad);
-        } else {
-            unsigned walk;
-            busy = stream ? cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 1)
-                          : cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 0);
-            for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
-                const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
-                const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
-                cfq_grad_terms(from, dt, &s, one, g, dx, j, &below_acc, &above_acc, &bad);
-            }
-        }
+        if (from == CFQ_FROM_CODES && cfq_codes_plain64(codes + i))
+            busy = cfq_grad_block(CFQ_FROM_PLAIN_CODES, dt, g, x, codes, i, lo, hi, one, dx, stream, busy,
+                                  &below_acc, &above_acc, &bad);
+        else
+            busy = cfq_grad_block(from, dt, g, x, codes, i, lo, hi, one, dx, stream, busy, &below_acc,
+                                  &above_acc, &bad);
         open |= busy != 0;
         if ((i + CFQ_BLOCK) % CFQ_SUM_BLOCK == 0 && open) { /* else the partials are still 0 */
             cfq_vlanes_block_end(&below_acc, &below);
