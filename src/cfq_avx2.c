@@ -101,6 +101,11 @@ CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v)
 {
     return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(v), _mm256_set1_epi32((int)0x80000000u)));
 }
+CFQ_INLINE cfq_vf cfq_vf_exp_max(cfq_vf acc, cfq_vf v)
+{
+    const __m256i e = _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7f800000));
+    return _mm256_castsi256_ps(_mm256_max_epu32(_mm256_castps_si256(acc), e));
+}
 CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b) { return _mm256_blendv_ps(b, a, f); }
 CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GT_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GE_OQ); }

@@ -118,6 +118,11 @@ CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v)
 {
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
 }
+CFQ_INLINE cfq_vf cfq_vf_exp_max(cfq_vf acc, cfq_vf v)
+{
+    const __m512i e = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7f800000));
+    return _mm512_castsi512_ps(_mm512_max_epu32(_mm512_castps_si512(acc), e));
+}
 CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b) { return _mm512_mask_mov_ps(b, f, a); }
 CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }

@@ -158,6 +158,15 @@ CFQ_INLINE float32x4_t cfq_neg4(float32x4_t v)
     return vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x80000000u)));
 }
 CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v) { return cfq_vf_of(cfq_neg4(v.lo), cfq_neg4(v.hi)); }
+CFQ_INLINE float32x4_t cfq_exp_max4(float32x4_t acc, float32x4_t v)
+{
+    const uint32x4_t e = vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x7f800000u));
+    return vreinterpretq_f32_u32(vmaxq_u32(vreinterpretq_u32_f32(acc), e));
+}
+CFQ_INLINE cfq_vf cfq_vf_exp_max(cfq_vf acc, cfq_vf v)
+{
+    return cfq_vf_of(cfq_exp_max4(acc.lo, v.lo), cfq_exp_max4(acc.hi, v.hi));
+}
 CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b)
 {
     return cfq_vf_of(vbslq_f32(f.lo, a.lo, b.lo), vbslq_f32(f.hi, a.hi, b.hi));

@@ -31,6 +31,8 @@
  *   cfq_vf_and andnot     v where the flag is set / clear, +0 elsewhere
  *   cfq_vf_blend(f, a, b)  a's bits where f is set, b's elsewhere
  *   cfq_vf_neg       the sign flipped (no arithmetic)
+ *   cfq_vf_exp_max(acc, v)   lane by lane, the larger of acc's bits and
+ *                    v's exponent bits, as unsigned integers
  *   cfq_vf_lt le gt ge nonfinite -> cfq_vb        (ordered compares)
  *   cfq_vb_and or andnot not none all any bits load (andnot(a, b) = a & ~b;
  *                    bits: lane k as bit k; load: from 32-bit keep words)
@@ -299,12 +301,15 @@ CFQ_INLINE int cfq_vput_dx(int dt, void *dx, size_t i, const void *g, cfq_vf vg,
  * the terms step rewrites those lanes, and a masked store onto a line just
  * streamed out costs ten times the step. */
 CFQ_INLINE int cfq_grad_dx(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
-                           void *dx, size_t i, int stream)
+                           void *dx, size_t i, int stream, cfq_vf *seen)
 {
     const cfq_vb inside = cfq_vstep_inside(from, s);
     const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(cfq_vstep_pass(from, s));
-    if (!cfq_vput_dx(dt, dx, i, g, s->g, inside, one, stream && !through_cache))
-        return !cfq_vb_all(inside); /* bfloat16, finite g */
+    if (!cfq_vput_dx(dt, dx, i, g, s->g, inside, one, stream && !through_cache) || seen != NULL) {
+        if (seen != NULL) /* finite g assumed, checked after the chunk */
+            *seen = cfq_vf_exp_max(*seen, s->g);
+        return !cfq_vb_all(inside);
+    }
     return !cfq_vb_all(cfq_vb_andnot(inside, cfq_vf_nonfinite(s->g)));
 }
 
@@ -315,10 +320,11 @@ CFQ_INLINE int cfq_grad_dx(int from, int dt, const cfq_vstep *s, cfq_vf one, con
  * g * 0 NaN: such steps add the terms as TF forms them.  Pass-through lanes
  * get g's bits in dx (a select between g and g * mask may be compiled as
  * g * select(mask, 1), which flushes a denormal g) and no terms (their codes
- * have neither flag).  Codes that are no region code are noted in *bad. */
+ * have neither flag).  Codes that are no region code are noted in *bad.
+ * seen not NULL: g finite assumed (see cfq_grad_chunk). */
 CFQ_INLINE void cfq_grad_terms(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
                                void *dx, size_t i, cfq_vlanes *below, cfq_vlanes *above,
-                               cfq_vb *bad)
+                               cfq_vb *bad, const cfq_vf *seen)
 {
     if (from == CFQ_FROM_CODES) {
         const cfq_vb pass = cfq_vstep_pass(from, s);
@@ -326,7 +332,7 @@ CFQ_INLINE void cfq_grad_terms(int from, int dt, const cfq_vstep *s, cfq_vf one,
         if (cfq_vb_any(pass))
             cfq_vcopy_lanes(dt, dx, g, i, pass, s->g);
     }
-    if (!cfq_vb_any(cfq_vf_nonfinite(s->g))) {
+    if (seen != NULL || !cfq_vb_any(cfq_vf_nonfinite(s->g))) {
         cfq_vlanes_add_where(below, cfq_vstep_below(from, s), s->g);
         cfq_vlanes_add_where(above, cfq_vstep_above(from, s), s->g);
     } else {
@@ -340,11 +346,11 @@ CFQ_INLINE void cfq_grad_terms(int from, int dt, const cfq_vstep *s, cfq_vf one,
  * whether it was busy. */
 CFQ_INLINE int cfq_grad_step(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
                              void *dx, size_t i, int stream, cfq_vlanes *below, cfq_vlanes *above,
-                             cfq_vb *bad)
+                             cfq_vb *bad, cfq_vf *seen)
 {
-    if (!cfq_grad_dx(from, dt, s, one, g, dx, i, stream))
+    if (!cfq_grad_dx(from, dt, s, one, g, dx, i, stream, seen))
         return 0;
-    cfq_grad_terms(from, dt, s, one, g, dx, i, below, above, bad);
+    cfq_grad_terms(from, dt, s, one, g, dx, i, below, above, bad, seen);
     return 1;
 }
 
@@ -352,14 +358,14 @@ CFQ_INLINE int cfq_grad_step(int from, int dt, const cfq_vstep *s, cfq_vf one, c
  * k is busy. */
 CFQ_INLINE unsigned cfq_grad_pass1(int from, int dt, const void *g, const void *x,
                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
-                                   cfq_vf one, void *dx, int stream)
+                                   cfq_vf one, void *dx, int stream, cfq_vf *seen)
 {
     unsigned busy = 0;
     int k;
     for (k = 0; k < CFQ_STEPS; k++) {
         const size_t j = i + (size_t)k * CFQ_W;
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
-        busy |= (unsigned)cfq_grad_dx(from, dt, &s, one, g, dx, j, stream) << k;
+        busy |= (unsigned)cfq_grad_dx(from, dt, &s, one, g, dx, j, stream, seen) << k;
     }
     return busy;
 }
@@ -369,14 +375,14 @@ CFQ_INLINE unsigned cfq_grad_pass1(int from, int dt, const void *g, const void *
 CFQ_INLINE unsigned cfq_grad_fused(int from, int dt, const void *g, const void *x,
                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
                                    cfq_vf one, void *dx, int stream, cfq_vlanes *below,
-                                   cfq_vlanes *above, cfq_vb *bad)
+                                   cfq_vlanes *above, cfq_vb *bad, cfq_vf *seen)
 {
     unsigned busy = 0;
     int k;
     for (k = 0; k < CFQ_STEPS; k++) {
         const size_t j = i + (size_t)k * CFQ_W;
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
-        busy |= (unsigned)cfq_grad_step(from, dt, &s, one, g, dx, j, stream, below, above, bad) << k;
+        busy |= (unsigned)cfq_grad_step(from, dt, &s, one, g, dx, j, stream, below, above, bad, seen) << k;
     }
     return busy;
 }
@@ -388,20 +394,54 @@ CFQ_INLINE unsigned cfq_grad_fused(int from, int dt, const void *g, const void *
 CFQ_INLINE unsigned cfq_grad_block(int from, int dt, const void *g, const void *x,
                                    const unsigned char *codes, size_t i, cfq_vf lo, cfq_vf hi,
                                    cfq_vf one, void *dx, int stream, unsigned busy_before,
-                                   cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad)
+                                   cfq_vlanes *below, cfq_vlanes *above, cfq_vb *bad, cfq_vf *seen)
 {
     unsigned busy, walk;
     if (busy_before == (1u << CFQ_STEPS) - 1)
-        return stream ? cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 1, below, above, bad)
-                      : cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 0, below, above, bad);
-    busy = stream ? cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 1)
-                  : cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 0);
+        return stream ? cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 1, below, above, bad, seen)
+                      : cfq_grad_fused(from, dt, g, x, codes, i, lo, hi, one, dx, 0, below, above, bad, seen);
+    busy = stream ? cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 1, seen)
+                  : cfq_grad_pass1(from, dt, g, x, codes, i, lo, hi, one, dx, 0, seen);
     for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
         const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
-        cfq_grad_terms(from, dt, &s, one, g, dx, j, below, above, bad);
+        cfq_grad_terms(from, dt, &s, one, g, dx, j, below, above, bad, seen);
     }
     return busy;
+}
+
+/* The whole blocks of a chunk (not in place); returns where they end.
+ * seen not NULL: the gradients are assumed finite, and *seen collects
+ * their exponents for the caller's check: a non-finite g makes g * 0 NaN
+ * (a term for both sums, even inside the range), which the steps then need
+ * not test for (the test and its branch on every step had cost up to 40%
+ * of the gradient on inputs half outside the range); the caller runs the
+ * blocks again with seen NULL, which tests every step, after the rare
+ * chunk that had one. */
+CFQ_INLINE size_t cfq_grad_blocks(int from, int dt, const void *g, const void *x,
+                                  const unsigned char *codes, size_t n, cfq_vf lo, cfq_vf hi,
+                                  cfq_vf one, void *dx, int stream, cfq_vlanes *below_acc,
+                                  cfq_vlanes *above_acc, cfq_lanes *below, cfq_lanes *above,
+                                  cfq_vb *bad, cfq_vf *seen)
+{
+    size_t i = 0;
+    unsigned busy = 0;
+    int open = 0; /* terms added since the last sum block's end */
+    for (; i + CFQ_BLOCK <= n; i += CFQ_BLOCK) {
+        if (from == CFQ_FROM_CODES && cfq_codes_plain64(codes + i))
+            busy = cfq_grad_block(CFQ_FROM_PLAIN_CODES, dt, g, x, codes, i, lo, hi, one, dx, stream, busy,
+                                  below_acc, above_acc, bad, seen);
+        else
+            busy = cfq_grad_block(from, dt, g, x, codes, i, lo, hi, one, dx, stream, busy, below_acc,
+                                  above_acc, bad, seen);
+        open |= busy != 0;
+        if ((i + CFQ_BLOCK) % CFQ_SUM_BLOCK == 0 && open) { /* else the partials are still 0 */
+            cfq_vlanes_block_end(below_acc, below);
+            cfq_vlanes_block_end(above_acc, above);
+            open = 0;
+        }
+    }
+    return i;
 }
 
 /*
@@ -428,31 +468,29 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
     cfq_lanes below, above;
     cfq_vb bad = cfq_vb_none();
     size_t i = 0;
-    unsigned busy = 0;
-    int open = 0; /* terms added since the last sum block's end */
     int bad_tail;
 
     cfq_lanes_zero(&below);
     cfq_lanes_zero(&above);
     cfq_vlanes_zero(&below_acc);
     cfq_vlanes_zero(&above_acc);
-    for (; !in_place && i + CFQ_BLOCK <= n; i += CFQ_BLOCK) {
-        if (from == CFQ_FROM_CODES && cfq_codes_plain64(codes + i))
-            busy = cfq_grad_block(CFQ_FROM_PLAIN_CODES, dt, g, x, codes, i, lo, hi, one, dx, stream, busy,
-                                  &below_acc, &above_acc, &bad);
-        else
-            busy = cfq_grad_block(from, dt, g, x, codes, i, lo, hi, one, dx, stream, busy, &below_acc,
-                                  &above_acc, &bad);
-        open |= busy != 0;
-        if ((i + CFQ_BLOCK) % CFQ_SUM_BLOCK == 0 && open) { /* else the partials are still 0 */
-            cfq_vlanes_block_end(&below_acc, &below);
-            cfq_vlanes_block_end(&above_acc, &above);
-            open = 0;
+    if (!in_place) {
+        cfq_vf seen = cfq_vf_set(0.0f);
+        i = cfq_grad_blocks(from, dt, g, x, codes, n, lo, hi, one, dx, stream, &below_acc, &above_acc,
+                            &below, &above, &bad, &seen);
+        if (cfq_vb_any(cfq_vf_nonfinite(seen))) { /* a non-finite g: again, checking every step */
+            cfq_lanes_zero(&below);
+            cfq_lanes_zero(&above);
+            cfq_vlanes_zero(&below_acc);
+            cfq_vlanes_zero(&above_acc);
+            bad = cfq_vb_none();
+            i = cfq_grad_blocks(from, dt, g, x, codes, n, lo, hi, one, dx, stream, &below_acc, &above_acc,
+                                &below, &above, &bad, NULL);
         }
     }
     for (; i + CFQ_W <= n; i += CFQ_W) {
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, i, lo, hi);
-        cfq_grad_step(from, dt, &s, one, g, dx, i, stream, &below_acc, &above_acc, &bad);
+        cfq_grad_step(from, dt, &s, one, g, dx, i, stream, &below_acc, &above_acc, &bad, NULL);
         if (i % CFQ_SUM_BLOCK == CFQ_SUM_BLOCK - CFQ_W) {
             cfq_vlanes_block_end(&below_acc, &below);
             cfq_vlanes_block_end(&above_acc, &above);
