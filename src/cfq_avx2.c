@@ -92,9 +92,6 @@ CFQ_INLINE cfq_vf cfq_vf_clamp(cfq_vf x, cfq_vf lo, cfq_vf hi)
 CFQ_INLINE cfq_vf cfq_vf_and(cfq_vb f, cfq_vf v) { return _mm256_and_ps(f, v); }
 CFQ_INLINE cfq_vf cfq_vf_andnot(cfq_vb f, cfq_vf v) { return _mm256_andnot_ps(f, v); }
 
-/* Operands swapped (a < b as b > a): the kernels compare data against
- * bounds, and a loaded operand folds into vcmpps only in second place (as
- * written, gcc loaded each input twice, 5% more instructions a block). */
 /* On the bits, as an integer operation the compiler will not fold into the
  * next one (see cfq_neon.c). */
 CFQ_INLINE cfq_vf cfq_vf_neg(cfq_vf v)
@@ -107,6 +104,9 @@ CFQ_INLINE cfq_vf cfq_vf_exp_max(cfq_vf acc, cfq_vf v)
     return _mm256_castsi256_ps(_mm256_max_epu32(_mm256_castps_si256(acc), e));
 }
 CFQ_INLINE cfq_vf cfq_vf_blend(cfq_vb f, cfq_vf a, cfq_vf b) { return _mm256_blendv_ps(b, a, f); }
+/* Operands swapped (a < b as b > a): the kernels compare data against
+ * bounds, and a loaded operand folds into vcmpps only in second place (as
+ * written, gcc loaded each input twice, 5% more instructions a block). */
 CFQ_INLINE cfq_vb cfq_vf_lt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GT_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_le(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_GE_OQ); }
 CFQ_INLINE cfq_vb cfq_vf_gt(cfq_vf a, cfq_vf b) { return _mm256_cmp_ps(b, a, _CMP_LT_OQ); }

@@ -216,12 +216,12 @@ CFQ_INLINE cfq_vi cfq_vi_codes(cfq_vb below, cfq_vb above, cfq_vb none)
 {
     return cfq_vi_of(cfq_codes4(below.lo, above.lo, none.lo), cfq_codes4(below.hi, above.hi, none.hi));
 }
-/* f ? a : k. */
 CFQ_INLINE int cfq_codes_plain64(const unsigned char *p)
 {
     const uint8x16_t high = vmaxq_u8(vmaxq_u8(vld1q_u8(p), vld1q_u8(p + 16)), vmaxq_u8(vld1q_u8(p + 32), vld1q_u8(p + 48)));
     return vmaxvq_u8(high) <= CFQ_REGION_NONE;
 }
+/* f ? a : k. */
 CFQ_INLINE cfq_vi cfq_vi_blend(cfq_vb f, cfq_vi a, int k)
 {
     const uint32x4_t kk = vdupq_n_u32((uint32_t)k);
