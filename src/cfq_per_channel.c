@@ -109,6 +109,7 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
     cfq_channel_sums acc;
     size_t c;
     cfq_block_params(j, c0, m, &cp);
+    cp.stream = j->stream;
     memset(&acc, 0, sizeof acc);
     if (j->codes != NULL) {
         if (j->k->per_channel_region_grad(cfq_in(dt, j->g, c0), j->codes + c0, j->outer, j->channels, m,

@@ -612,7 +612,9 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, const void 
             const cfq_vb inside = cfq_vstep_inside(from, &s);
             /* channels with min == max == 0 (or code CFQ_REGION_PASS) copy g */
             const cfq_vb pass = from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s);
-            const int product = cfq_vput_dx(dt, dx, at, g, s.g, inside, one, 0);
+            /* streamed past the caches, but not where pass-through lanes
+             * are rewritten next (see cfq_grad_dx) */
+            const int product = cfq_vput_dx(dt, dx, at, g, s.g, inside, one, cp->stream && !cfq_vb_any(pass));
             /* terms where some lane that is no pass-through lane is outside
              * or (stored as the product) has a non-finite g */
             const cfq_vb quiet = product ? cfq_vb_andnot(inside, cfq_vf_nonfinite(s.g)) : inside;
@@ -647,6 +649,8 @@ CFQ_INLINE int cfq_per_channel_grad_of(int from, int dt, const void *g, const vo
         bad |= cfq_per_channel_grad_rows(from, dt, 1, cfq_in(dt, g, r * stride), from == CFQ_FROM_INPUTS ? cfq_in(dt, x, r * stride) : NULL,
                                          from == CFQ_FROM_CODES ? codes + r * stride : NULL, stride, m, cp,
                                          cfq_out(dt, dx, r * stride), acc);
+    if (cp->stream)
+        cfq_vfence();
     for (r = 0; r < rows && tail < m; r++) {
         if (from == CFQ_FROM_INPUTS)
             cfq_per_channel_grad_row(dt, cfq_in(dt, g, r * stride), cfq_in(dt, x, r * stride), tail, m, cp,

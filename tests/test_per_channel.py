@@ -122,3 +122,24 @@ def test_per_channel_out_sharing_min_or_max_memory(which):
         got2 = vpcg(gs, xs, *args, axis=axis, out=view)
         for a, b in zip(got2, want2):
             assert_bits_equal(a, b)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_big_per_channel_streams_same_bits(isa, axis):
+    """Outputs past the caches (>= 4M elements) are stored non-temporally,
+    except where pass-through channels are rewritten; same bits as scalar."""
+    shape = (65600, 64) if axis == -1 else (64, 65600)
+    x, g = rnd(shape, 11), rnd(shape, 12, 1.0)
+    mins = np.full(64, -2.0, np.float32)
+    maxs = np.full(64, 2.5, np.float32)
+    mins[5] = maxs[5] = 0  # a pass-through channel
+    ref_f = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa="scalar")
+    ref_g = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa="scalar")
+    assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
+    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
+    for a, b in zip(got, ref_g):
+        assert_bits_equal(a, b, isa)
+    _, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(x, mins, maxs, axis=axis, isa=isa)
+    got = cfq.fake_quant_per_channel_region_gradient(g, region, axis=axis, isa=isa)
+    for a, b in zip(got, ref_g):
+        assert_bits_equal(a, b, isa)
