@@ -110,7 +110,7 @@ int cfq_nudge(float min, float max, int num_bits, int narrow_range,
  * backprops_wrt_input[i] = gradients[i] * (nudged_min <= inputs[i] <= nudged_max)
  * *backprop_wrt_min = sum(gradients * (inputs < nudged_min))
  * *backprop_wrt_max = sum(gradients * (inputs > nudged_max))
- * The sums are accumulated in double (plain within 64-element blocks,
+ * The sums are accumulated in double (plain within 256-element blocks,
  * compensated across them), in an order fixed by the element index alone:
  * identical on every ISA path and thread count.
  * backprops_wrt_input may be gradients or inputs (in place); no other overlap.

@@ -108,22 +108,6 @@ CFQ_INLINE void cfq_vput(int dt, void *base, size_t i, cfq_vf v, int stream)
     }
 }
 
-/* The flagged lanes of dst get src's elements passed through (see
- * cfq_copy1); g holds them as floats, whose bits are src's for float32.  A
- * rare path (pass-through lanes): the 16-bit types go lane by lane. */
-CFQ_INLINE void cfq_vcopy_lanes(int dt, void *dst, const void *src, size_t i, cfq_vb f, cfq_vf g)
-{
-    if (dt == CFQ_FLOAT32) {
-        cfq_vf_store_lanes((float *)dst + i, f, g);
-    } else {
-        unsigned bits = cfq_vb_bits(f);
-        int k;
-        for (k = 0; bits != 0; k++, bits >>= 1)
-            if (bits & 1u)
-                cfq_copy1(dt, dst, src, i + (size_t)k);
-    }
-}
-
 /* ---- Forward ------------------------------------------------------------- */
 
 /* The parameters of CFQ_W lanes: one range broadcast, or CFQ_W channels. */
@@ -295,17 +279,41 @@ CFQ_INLINE int cfq_vput_dx(int dt, void *dx, size_t i, const void *g, cfq_vf vg,
     return 1;
 }
 
-/* Pass 1 of a step: writes dx, returns whether the step is busy: some lane
- * not inside, or a non-finite g (g * 0 is then NaN), so its sum terms can
- * be nonzero.  A step with pass-through lanes is stored through the cache:
- * the terms step rewrites those lanes, and a masked store onto a line just
- * streamed out costs ten times the step. */
+/* Stores dx at element i (see cfq_vput_dx) where the lanes f pass g
+ * through (see cfq_copy1): those get g's bits, from vg for float32 (its
+ * bits are g's), for the 16-bit types from g's words read before dx is
+ * stored, since in place dx is g.  A rare path (pass-through lanes), stored
+ * through the cache: a masked store onto a line just streamed out costs ten
+ * times the step.  Returns cfq_vput_dx's result. */
+CFQ_INLINE int cfq_vput_dx_passing(int dt, void *dx, size_t i, const void *g, cfq_vf vg, cfq_vb inside,
+                                   cfq_vf one, cfq_vb f)
+{
+    uint16_t words[CFQ_W];
+    unsigned bits = cfq_vb_bits(f);
+    int k, product;
+    if (dt != CFQ_FLOAT32)
+        memcpy(words, (const uint16_t *)g + i, sizeof words);
+    product = cfq_vput_dx(dt, dx, i, g, vg, inside, one, 0);
+    if (dt == CFQ_FLOAT32)
+        cfq_vf_store_lanes((float *)dx + i, f, vg);
+    else
+        for (k = 0; bits != 0; k++, bits >>= 1)
+            if (bits & 1u)
+                cfq_copy1(dt, (uint16_t *)dx + i, words, (size_t)k);
+    return product;
+}
+
+/* Pass 1 of a step: writes dx (pass-through lanes included), returns
+ * whether the step is busy: some lane not inside, or a non-finite g (g * 0
+ * is then NaN), so its sum terms can be nonzero. */
 CFQ_INLINE int cfq_grad_dx(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
                            void *dx, size_t i, int stream, cfq_vf *seen)
 {
-    const cfq_vb inside = cfq_vstep_inside(from, s);
-    const int through_cache = from == CFQ_FROM_CODES && cfq_vb_any(cfq_vstep_pass(from, s));
-    if (!cfq_vput_dx(dt, dx, i, g, s->g, inside, one, stream && !through_cache) || seen != NULL) {
+    const cfq_vb inside = cfq_vstep_inside(from, s), pass = cfq_vstep_pass(from, s);
+    const int product = from == CFQ_FROM_CODES && cfq_vb_any(pass)
+                            ? cfq_vput_dx_passing(dt, dx, i, g, s->g, inside, one, pass)
+                            : cfq_vput_dx(dt, dx, i, g, s->g, inside, one, stream);
+    if (!product || seen != NULL) {
         if (seen != NULL) /* finite g assumed, checked after the chunk */
             *seen = cfq_vf_exp_max(*seen, s->g);
         return !cfq_vb_all(inside);
@@ -318,20 +326,16 @@ CFQ_INLINE int cfq_grad_dx(int from, int dt, const cfq_vstep *s, cfq_vf one, con
  * partial is never -0): add_where adds g where the flag is set and nothing
  * elsewhere, cheaper on some ISAs than g * mask.  A non-finite g makes
  * g * 0 NaN: such steps add the terms as TF forms them.  Pass-through lanes
- * get g's bits in dx (a select between g and g * mask may be compiled as
- * g * select(mask, 1), which flushes a denormal g) and no terms (their codes
- * have neither flag).  Codes that are no region code are noted in *bad.
+ * (their g's bits copied into dx by cfq_grad_dx: a select between g and
+ * g * mask may be compiled as g * select(mask, 1), which flushes a
+ * denormal g) get no terms (their codes have neither flag).  Codes that
+ * are no region code are noted in *bad.
  * seen not NULL: g finite assumed (see cfq_grad_chunk). */
-CFQ_INLINE void cfq_grad_terms(int from, int dt, const cfq_vstep *s, cfq_vf one, const void *g,
-                               void *dx, size_t i, cfq_vlanes *below, cfq_vlanes *above,
-                               cfq_vb *bad, const cfq_vf *seen)
+CFQ_INLINE void cfq_grad_terms(int from, const cfq_vstep *s, cfq_vf one, cfq_vlanes *below,
+                               cfq_vlanes *above, cfq_vb *bad, const cfq_vf *seen)
 {
-    if (from == CFQ_FROM_CODES) {
-        const cfq_vb pass = cfq_vstep_pass(from, s);
-        *bad = cfq_vb_or(*bad, cfq_vb_andnot(cfq_vi_gt(s->code, CFQ_REGION_NONE), pass));
-        if (cfq_vb_any(pass))
-            cfq_vcopy_lanes(dt, dx, g, i, pass, s->g);
-    }
+    if (from == CFQ_FROM_CODES)
+        *bad = cfq_vb_or(*bad, cfq_vb_andnot(cfq_vi_gt(s->code, CFQ_REGION_NONE), cfq_vstep_pass(from, s)));
     if (seen != NULL || !cfq_vb_any(cfq_vf_nonfinite(s->g))) {
         cfq_vlanes_add_where(below, cfq_vstep_below(from, s), s->g);
         cfq_vlanes_add_where(above, cfq_vstep_above(from, s), s->g);
@@ -350,7 +354,7 @@ CFQ_INLINE int cfq_grad_step(int from, int dt, const cfq_vstep *s, cfq_vf one, c
 {
     if (!cfq_grad_dx(from, dt, s, one, g, dx, i, stream, seen))
         return 0;
-    cfq_grad_terms(from, dt, s, one, g, dx, i, below, above, bad, seen);
+    cfq_grad_terms(from, s, one, below, above, bad, seen);
     return 1;
 }
 
@@ -405,7 +409,7 @@ CFQ_INLINE unsigned cfq_grad_block(int from, int dt, const void *g, const void *
     for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in order */
         const size_t j = i + CFQ_W * (size_t)cfq_lowest_bit8[walk];
         const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, j, lo, hi);
-        cfq_grad_terms(from, dt, &s, one, g, dx, j, below, above, bad, seen);
+        cfq_grad_terms(from, &s, one, below, above, bad, seen);
     }
     return busy;
 }
@@ -604,22 +608,22 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, const void 
     size_t j;
     int r;
     for (j = 0; j + CFQ_W <= m; j += CFQ_W) {
-        const cfq_vb keep = cfq_vb_load(cp->keep + j);
-        const cfq_vf lo = cfq_vf_load(cp->nudged_min + j), hi = cfq_vf_load(cp->nudged_max + j);
+        /* the region gradient reads only codes (cp holds no channel's range) */
+        const cfq_vb keep = from == CFQ_FROM_INPUTS ? cfq_vb_load(cp->keep + j) : cfq_vb_none();
+        const cfq_vf lo = from == CFQ_FROM_INPUTS ? cfq_vf_load(cp->nudged_min + j) : one;
+        const cfq_vf hi = from == CFQ_FROM_INPUTS ? cfq_vf_load(cp->nudged_max + j) : one;
         for (r = 0; r < rows; r++) {
             const size_t at = (size_t)r * stride + j;
             const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
             const cfq_vb inside = cfq_vstep_inside(from, &s);
             /* channels with min == max == 0 (or code CFQ_REGION_PASS) copy g */
             const cfq_vb pass = from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s);
-            /* streamed past the caches, but not where pass-through lanes
-             * are rewritten next (see cfq_grad_dx) */
-            const int product = cfq_vput_dx(dt, dx, at, g, s.g, inside, one, cp->stream && !cfq_vb_any(pass));
+            /* streamed past the caches where no lane passes g through */
+            const int product = cfq_vb_any(pass) ? cfq_vput_dx_passing(dt, dx, at, g, s.g, inside, one, pass)
+                                                 : cfq_vput_dx(dt, dx, at, g, s.g, inside, one, cp->stream);
             /* terms where some lane that is no pass-through lane is outside
              * or (stored as the product) has a non-finite g */
             const cfq_vb quiet = product ? cfq_vb_andnot(inside, cfq_vf_nonfinite(s.g)) : inside;
-            if (cfq_vb_any(pass))
-                cfq_vcopy_lanes(dt, dx, g, at, pass, s.g);
             if (from == CFQ_FROM_CODES)
                 bad = cfq_vb_or(bad, cfq_vb_andnot(cfq_vi_gt(s.code, CFQ_REGION_NONE), pass));
             if (cfq_vb_any(cfq_vb_andnot(cfq_vb_not(pass), quiet))) {

@@ -249,3 +249,45 @@ def test_bfloat16_subnormals_flush_as_float32_denormals():
     r = cfq.fake_quant_with_min_max_vars_gradient(g, np.zeros(2, BFLOAT16), -1.0, 1.0)
     assert list(r[0].view(np.uint16)) == [0x0000, 0x8000]
     assert float(r[1]) == 0.0 and float(r[2]) == 0.0
+
+
+# ---- in place over the gradients, with pass-through lanes ---------------------------
+# Pass-through lanes get g's bits after dx is stored: in place (out=g) they
+# must come from g as it was, not from the dx just written there.
+
+DTYPES_ALL = [pytest.param(np.dtype(np.float32), id="float32")] + HALF
+
+
+@pytest.mark.parametrize("dtype", DTYPES_ALL)
+def test_in_place_pass_through_region_gradient(isa, dtype):
+    x = half_data(dtype, 300, 21) if dtype != np.float32 else rnd(300, 21)
+    g = half_data(dtype, 300, 22) if dtype != np.float32 else rnd(300, 22)
+    _, region = cfq.fake_quant_with_min_max_vars_and_region(x, 0.0, 0.0)  # all codes 8
+    region[::7] = 1  # mixed with other codes
+    region[3::7] = 0
+    want = cfq.fake_quant_region_gradient(g, region, isa="scalar")
+    g2 = g.copy()
+    got = cfq.fake_quant_region_gradient(g2, region, out=g2, isa=isa)
+    assert got[0] is g2
+    for a, b in zip(got, want):
+        assert_bits_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES_ALL)
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_in_place_pass_through_per_channel_gradient(isa, dtype, axis):
+    shape = (40, 70) if axis == -1 else (70, 40)
+    x = cast(rnd(shape, 23), dtype)
+    g = cast(rnd(shape, 24, 1.0), dtype)
+    lo, hi = np.full(70, -1.0, np.float32), np.full(70, 1.5, np.float32)
+    lo[::3] = hi[::3] = 0.0  # pass-through channels
+    want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, lo, hi, axis=axis, isa="scalar")
+    g2 = g.copy()
+    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g2, x, lo, hi, axis=axis, out=g2, isa=isa)
+    for a, b in zip(got, want):
+        assert_bits_equal(a, b)
+    _, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(x, lo, hi, axis=axis)
+    g3 = g.copy()
+    got = cfq.fake_quant_per_channel_region_gradient(g3, region, axis=axis, out=g3, isa=isa)
+    for a, b in zip(got, want):
+        assert_bits_equal(a, b)
