@@ -179,69 +179,17 @@ CFQ_INLINE cfq_vb cfq_vi_gt(cfq_vi v, int k)
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(k)));
 }
 
-/* TwoSum (see cfq_twosum_add) on 4 lanes at once. */
-CFQ_INLINE void cfq_twosum_add4(__m256d *s, __m256d *c, __m256d v)
+/* The sums' doubles: 4 a vector. */
+#define CFQ_DW 4
+typedef __m256d cfq_vd;
+CFQ_INLINE cfq_vd cfq_vd_zero(void) { return _mm256_setzero_pd(); }
+CFQ_INLINE cfq_vd cfq_vd_load(const double *p) { return _mm256_loadu_pd(p); }
+CFQ_INLINE void cfq_vd_store(double *p, cfq_vd v) { _mm256_storeu_pd(p, v); }
+CFQ_INLINE cfq_vd cfq_vd_add(cfq_vd a, cfq_vd b) { return _mm256_add_pd(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_sub(cfq_vd a, cfq_vd b) { return _mm256_sub_pd(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_of(cfq_vf v, int k)
 {
-    const __m256d t = _mm256_add_pd(*s, v);
-    const __m256d v_part = _mm256_sub_pd(t, *s);
-    const __m256d err = _mm256_add_pd(_mm256_sub_pd(*s, _mm256_sub_pd(t, v_part)),
-                                      _mm256_sub_pd(v, v_part));
-    *c = _mm256_add_pd(*c, err);
-    *s = t;
-}
-
-/* The open block's partials of a sum's lanes 0-3 and 4-7 (see cfq_lanes):
- * the only accumulators in registers; the compensated sums stay in memory,
- * read once a block (kept in registers too, they had pushed partials onto
- * the stack, a store and reload in each step's chain of adds). */
-typedef struct cfq_vlanes {
-    __m256d lo, hi;
-} cfq_vlanes;
-
-CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a) { a->lo = a->hi = _mm256_setzero_pd(); }
-/* 8 float terms into the partials of lanes 0-7. */
-CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
-{
-    a->lo = _mm256_add_pd(a->lo, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    a->hi = _mm256_add_pd(a->hi, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
-}
-/* g where f is set, nothing elsewhere (for finite g, where g * 0 = +-0
- * would change no partial): the bits of g where f is set, converted (DAZ
- * flushes a denormal g there, as TF's g * 1 does), one operation for the
- * two of g * (f ? 1 : 0). */
-CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
-{
-    cfq_vlanes_add(a, _mm256_and_ps(f, g));
-}
-/* The partials into the compensated sums, lanes 0-3 first. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
-{
-    __m256d s_lo = _mm256_loadu_pd(sums->s), s_hi = _mm256_loadu_pd(sums->s + 4);
-    __m256d c = _mm256_loadu_pd(sums->c);
-    cfq_twosum_add4(&s_lo, &c, a->lo);
-    cfq_twosum_add4(&s_hi, &c, a->hi);
-    _mm256_storeu_pd(sums->s, s_lo);
-    _mm256_storeu_pd(sums->s + 4, s_hi);
-    _mm256_storeu_pd(sums->c, c);
-    cfq_vlanes_zero(a);
-}
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
-{
-    _mm256_storeu_pd(sums->p, a->lo);
-    _mm256_storeu_pd(sums->p + 4, a->hi);
-}
-
-/* 8 terms into the (s, c) pairs of 8 channels. */
-CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
-{
-    __m256d s0 = _mm256_loadu_pd(s), s1 = _mm256_loadu_pd(s + 4);
-    __m256d c0 = _mm256_loadu_pd(c), c1 = _mm256_loadu_pd(c + 4);
-    cfq_twosum_add4(&s0, &c0, _mm256_cvtps_pd(_mm256_castps256_ps128(terms)));
-    cfq_twosum_add4(&s1, &c1, _mm256_cvtps_pd(_mm256_extractf128_ps(terms, 1)));
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    _mm256_storeu_pd(c, c0);
-    _mm256_storeu_pd(c + 4, c1);
+    return _mm256_cvtps_pd(k == 0 ? _mm256_castps256_ps128(v) : _mm256_extractf128_ps(v, 1));
 }
 
 #include "cfq_simd_kernels.h"

@@ -176,65 +176,41 @@ CFQ_INLINE cfq_vb cfq_vi_has(cfq_vi v, int bit) { return _mm_test_epi8_mask(v, _
 CFQ_INLINE cfq_vb cfq_vi_gt(cfq_vi v, int k) { return _mm_cmpgt_epu8_mask(v, _mm_set1_epi8((char)k)); }
 
 /* The exact rounding error of s + v (TwoSum), with t = s + v. */
-CFQ_INLINE __m512d cfq_twosum_err8(__m512d s, __m512d v, __m512d t)
+/* The sums' doubles: 8 a vector. */
+#define CFQ_DW 8
+typedef __m512d cfq_vd;
+CFQ_INLINE cfq_vd cfq_vd_zero(void) { return _mm512_setzero_pd(); }
+CFQ_INLINE cfq_vd cfq_vd_load(const double *p) { return _mm512_loadu_pd(p); }
+CFQ_INLINE void cfq_vd_store(double *p, cfq_vd v) { _mm512_storeu_pd(p, v); }
+CFQ_INLINE cfq_vd cfq_vd_add(cfq_vd a, cfq_vd b) { return _mm512_add_pd(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_sub(cfq_vd a, cfq_vd b) { return _mm512_sub_pd(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_of(cfq_vf v, int k)
 {
-    const __m512d v_part = _mm512_sub_pd(t, s);
-    return _mm512_add_pd(_mm512_sub_pd(s, _mm512_sub_pd(t, v_part)), _mm512_sub_pd(v, v_part));
-}
-
-/* The open block's partials of a sum's lanes 0-7 (see cfq_lanes); the
- * compensated sums stay in memory, read once a block. */
-typedef struct cfq_vlanes {
-    __m512d p;
-} cfq_vlanes;
-
-CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a) { a->p = _mm512_setzero_pd(); }
-CFQ_INLINE __m512d cfq_lo8_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-CFQ_INLINE __m512d cfq_hi8_pd(__m512 v)
-{
-    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-/* 16 float terms: elements 0-7, then 8-15, into the partials of lanes 0-7. */
-CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
-{
-    a->p = _mm512_add_pd(a->p, cfq_lo8_pd(terms));
-    a->p = _mm512_add_pd(a->p, cfq_hi8_pd(terms));
+    return _mm512_cvtps_pd(k == 0 ? _mm512_castps512_ps256(v)
+                                  : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 /* g where f is set, nothing elsewhere (for finite g, where g * 0 = +-0
  * would change no partial): masked adds of g in double, converted once for
  * both sums: 2 operations a sum for the 5 of forming the terms
  * g * (f ? 1 : 0) and adding them. */
-CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
+#define CFQ_VD_ADD_WHERE 1
+CFQ_INLINE void cfq_vd_add_where(cfq_vd *p, cfq_vb f, cfq_vf g)
 {
-    a->p = _mm512_mask_add_pd(a->p, (__mmask8)f, a->p, cfq_lo8_pd(g));
-    a->p = _mm512_mask_add_pd(a->p, (__mmask8)(f >> 8), a->p, cfq_hi8_pd(g));
+    p[0] = _mm512_mask_add_pd(p[0], (__mmask8)f, p[0], cfq_vd_of(g, 0));
+    p[0] = _mm512_mask_add_pd(p[0], (__mmask8)(f >> 8), p[0], cfq_vd_of(g, 1));
 }
-/* The partials into the sums; errors of lanes 0-3, then of 4-7, to error
- * lanes 0-3. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
+/* The partials into the sums: one vector of 8 lanes, whose errors of lanes
+ * 0-3, then of 4-7, go to the 4 error lanes. */
+#define CFQ_VD_BLOCK_END 1
+CFQ_INLINE void cfq_vd_block_end(cfq_vd *p, cfq_lanes *sums)
 {
-    const __m512d s = _mm512_loadu_pd(sums->s);
-    const __m512d t = _mm512_add_pd(s, a->p);
-    const __m512d err = cfq_twosum_err8(s, a->p, t);
+    const __m512d s = _mm512_loadu_pd(sums->s), t = _mm512_add_pd(s, p[0]), v_part = _mm512_sub_pd(t, s);
+    const __m512d err = _mm512_add_pd(_mm512_sub_pd(s, _mm512_sub_pd(t, v_part)), _mm512_sub_pd(p[0], v_part));
     __m256d c = _mm256_loadu_pd(sums->c);
     c = _mm256_add_pd(c, _mm512_castpd512_pd256(err));
     c = _mm256_add_pd(c, _mm512_extractf64x4_pd(err, 1));
     _mm512_storeu_pd(sums->s, t);
     _mm256_storeu_pd(sums->c, c);
-    cfq_vlanes_zero(a);
-}
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a) { _mm512_storeu_pd(sums->p, a->p); }
-
-/* 16 terms into the (s, c) pairs of 16 channels. */
-CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
-{
-    const __m512d v0 = cfq_lo8_pd(terms), v1 = cfq_hi8_pd(terms);
-    const __m512d s0 = _mm512_loadu_pd(s), s1 = _mm512_loadu_pd(s + 8);
-    const __m512d t0 = _mm512_add_pd(s0, v0), t1 = _mm512_add_pd(s1, v1);
-    _mm512_storeu_pd(c, _mm512_add_pd(_mm512_loadu_pd(c), cfq_twosum_err8(s0, v0, t0)));
-    _mm512_storeu_pd(c + 8, _mm512_add_pd(_mm512_loadu_pd(c + 8), cfq_twosum_err8(s1, v1, t1)));
-    _mm512_storeu_pd(s, t0);
-    _mm512_storeu_pd(s + 8, t1);
 }
 
 #include "cfq_simd_kernels.h"

@@ -21,27 +21,10 @@ typedef struct cfq_vi {
 } cfq_vi;
 typedef uint16x8_t cfq_vh;
 
-CFQ_INLINE cfq_vf cfq_vf_of(float32x4_t lo, float32x4_t hi)
-{
-    cfq_vf v;
-    v.lo = lo;
-    v.hi = hi;
-    return v;
-}
-CFQ_INLINE cfq_vb cfq_vb_of(uint32x4_t lo, uint32x4_t hi)
-{
-    cfq_vb f;
-    f.lo = lo;
-    f.hi = hi;
-    return f;
-}
-CFQ_INLINE cfq_vi cfq_vi_of(uint32x4_t lo, uint32x4_t hi)
-{
-    cfq_vi v;
-    v.lo = lo;
-    v.hi = hi;
-    return v;
-}
+/* A pair of q registers (C99 compound literals). */
+#define cfq_vf_of(lo, hi) ((cfq_vf){(lo), (hi)})
+#define cfq_vb_of(lo, hi) ((cfq_vb){(lo), (hi)})
+#define cfq_vi_of(lo, hi) ((cfq_vi){(lo), (hi)})
 
 CFQ_INLINE cfq_vf cfq_vf_set(float v) { return cfq_vf_of(vdupq_n_f32(v), vdupq_n_f32(v)); }
 CFQ_INLINE cfq_vf cfq_vf_load(const float *p) { return cfq_vf_of(vld1q_f32(p), vld1q_f32(p + 4)); }
@@ -243,75 +226,18 @@ CFQ_INLINE cfq_vb cfq_vi_gt(cfq_vi v, int k)
     return cfq_vb_of(vcgtq_u32(v.lo, kk), vcgtq_u32(v.hi, kk));
 }
 
-/* TwoSum (see cfq_twosum_add) on 2 lanes at once. */
-CFQ_INLINE void cfq_twosum_add2(float64x2_t *s, float64x2_t *c, float64x2_t v)
+/* The sums' doubles: 2 a vector. */
+#define CFQ_DW 2
+typedef float64x2_t cfq_vd;
+CFQ_INLINE cfq_vd cfq_vd_zero(void) { return vdupq_n_f64(0.0); }
+CFQ_INLINE cfq_vd cfq_vd_load(const double *p) { return vld1q_f64(p); }
+CFQ_INLINE void cfq_vd_store(double *p, cfq_vd v) { vst1q_f64(p, v); }
+CFQ_INLINE cfq_vd cfq_vd_add(cfq_vd a, cfq_vd b) { return vaddq_f64(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_sub(cfq_vd a, cfq_vd b) { return vsubq_f64(a, b); }
+CFQ_INLINE cfq_vd cfq_vd_of(cfq_vf v, int k)
 {
-    const float64x2_t t = vaddq_f64(*s, v);
-    const float64x2_t v_part = vsubq_f64(t, *s);
-    *c = vaddq_f64(*c, vaddq_f64(vsubq_f64(*s, vsubq_f64(t, v_part)), vsubq_f64(v, v_part)));
-    *s = t;
-}
-
-/* The open block's partials of a sum's lanes 2k, 2k + 1 in v[k] (see
- * cfq_lanes); the compensated sums stay in memory, read once a block. */
-typedef struct cfq_vlanes {
-    float64x2_t v[4];
-} cfq_vlanes;
-
-CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a)
-{
-    int k;
-    for (k = 0; k < 4; k++)
-        a->v[k] = vdupq_n_f64(0.0);
-}
-/* 8 float terms (two q registers) into the partials of lanes 0-7. */
-CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
-{
-    a->v[0] = vaddq_f64(a->v[0], vcvt_f64_f32(vget_low_f32(terms.lo)));
-    a->v[1] = vaddq_f64(a->v[1], vcvt_high_f64_f32(terms.lo));
-    a->v[2] = vaddq_f64(a->v[2], vcvt_f64_f32(vget_low_f32(terms.hi)));
-    a->v[3] = vaddq_f64(a->v[3], vcvt_high_f64_f32(terms.hi));
-}
-/* g where f is set, nothing elsewhere (finite g): the bits of g where f is
- * set, converted (FZ flushes a denormal g there, as TF's g * 1 does). */
-CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
-{
-    cfq_vlanes_add(a, cfq_vf_and(f, g));
-}
-/* The partials into the compensated sums, in lane order. */
-CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
-{
-    float64x2_t c[2];
-    int k;
-    c[0] = vld1q_f64(sums->c);
-    c[1] = vld1q_f64(sums->c + 2);
-    for (k = 0; k < 4; k++) {
-        float64x2_t s = vld1q_f64(sums->s + 2 * k);
-        cfq_twosum_add2(&s, &c[k % 2], a->v[k]);
-        vst1q_f64(sums->s + 2 * k, s);
-    }
-    vst1q_f64(sums->c, c[0]);
-    vst1q_f64(sums->c + 2, c[1]);
-    cfq_vlanes_zero(a);
-}
-CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
-{
-    int k;
-    for (k = 0; k < 4; k++)
-        vst1q_f64(sums->p + 2 * k, a->v[k]);
-}
-
-CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
-{
-    const float64x2_t v[4] = {vcvt_f64_f32(vget_low_f32(terms.lo)), vcvt_high_f64_f32(terms.lo),
-                              vcvt_f64_f32(vget_low_f32(terms.hi)), vcvt_high_f64_f32(terms.hi)};
-    int k;
-    for (k = 0; k < 4; k++) {
-        float64x2_t sk = vld1q_f64(s + 2 * k), ck = vld1q_f64(c + 2 * k);
-        cfq_twosum_add2(&sk, &ck, v[k]);
-        vst1q_f64(s + 2 * k, sk);
-        vst1q_f64(c + 2 * k, ck);
-    }
+    const float32x4_t q = k < 2 ? v.lo : v.hi;
+    return k % 2 == 0 ? vcvt_f64_f32(vget_low_f32(q)) : vcvt_high_f64_f32(q);
 }
 
 #include "cfq_simd_kernels.h"

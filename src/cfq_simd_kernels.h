@@ -10,8 +10,7 @@
  *   cfq_vb           CFQ_W lane flags (a vector of all-ones/zeros words, or
  *                    an AVX-512 mask register)
  *   cfq_vi           CFQ_W 32-bit integers (region codes)
- *   cfq_vlanes       the open block's partials of a sum's 8 double lanes
- *                    (see cfq_lanes), in registers
+ *   CFQ_DW, cfq_vd   doubles per vector of the sums, and that vector
  *
  *   cfq_vf_set load store stream store_lanes      (stream: 16-byte aligned;
  *                    store_lanes: copies the bits of the flagged lanes)
@@ -23,6 +22,9 @@
  *                    any_nonfinite: some lane +-Inf or NaN; keep(dt, f, h):
  *                    h where f is set but a bfloat16 subnormal's sign, the
  *                    sign of h elsewhere: g times 1 or +0, cast back)
+ *   CFQ_VD_ADD_WHERE, CFQ_VD_BLOCK_END   defined where the file has its
+ *                    own cfq_vd_add_where / cfq_vd_block_end (see
+ *                    cfq_vlanes_add_where and cfq_vlanes_block_end)
  *   CFQ_VF_BF16_NATIVE   defined where cfq_vf_store_bf16_native exists: the
  *                    CPU's own bfloat16 conversion, used for
  *                    CFQ_BFLOAT16_NATIVE
@@ -39,12 +41,8 @@
  *   cfq_vi_load_codes store_codes codes eq has gt  (codes: from the flags
  *                    below, above, none)
  *   cfq_codes_plain64    whether 64 code bytes are all 0 to 4
- *   cfq_vlanes_zero add add_where block_end store (add: a step's float
- *                    terms, in element order, into the open block's partials;
- *                    add_where: g where a flag is set, for finite g;
- *                    block_end: the partials into a cfq_lanes's compensated
- *                    sums; store: the partials into its p)
- *   cfq_twosum_add_terms  W float terms into W (s, c) pairs in memory
+ *   cfq_vd_zero load store add sub; cfq_vd_of(v, k): elements
+ *                    [k * CFQ_DW, (k + 1) * CFQ_DW) of v as doubles
  *   cfq_vfence       orders streaming stores before the call returns
  *
  * Everything here is static, so each ISA file has its own copy.  Each
@@ -56,6 +54,91 @@
 #define CFQ_SIMD_KERNELS_H
 
 #include "cfq_reference.h"
+
+/* ---- The sums' double lanes (see cfq_lanes) --------------------------------- */
+
+#define CFQ_DV (CFQ_LANES / CFQ_DW) /* double vectors for a sum's 8 lanes */
+
+/* The open block's partials of a sum's lanes, lane l in p[l / CFQ_DW]: the
+ * only accumulators in registers; the compensated sums stay in memory, read
+ * once a block (kept in registers too, on AVX2 they had pushed partials
+ * onto the stack, a store and reload in each step's chain of adds). */
+typedef struct cfq_vlanes {
+    cfq_vd p[CFQ_DV];
+} cfq_vlanes;
+
+/* TwoSum (see cfq_twosum_add) on CFQ_DW lanes at once. */
+CFQ_INLINE void cfq_vd_twosum(cfq_vd *s, cfq_vd *c, cfq_vd v)
+{
+    const cfq_vd t = cfq_vd_add(*s, v), v_part = cfq_vd_sub(t, *s);
+    *c = cfq_vd_add(*c, cfq_vd_add(cfq_vd_sub(*s, cfq_vd_sub(t, v_part)), cfq_vd_sub(v, v_part)));
+    *s = t;
+}
+
+CFQ_INLINE void cfq_vlanes_zero(cfq_vlanes *a)
+{
+    int k;
+    for (k = 0; k < CFQ_DV; k++)
+        a->p[k] = cfq_vd_zero();
+}
+/* A step's CFQ_W float terms, in element order, into the partials. */
+CFQ_INLINE void cfq_vlanes_add(cfq_vlanes *a, cfq_vf terms)
+{
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++)
+        a->p[k % CFQ_DV] = cfq_vd_add(a->p[k % CFQ_DV], cfq_vd_of(terms, k));
+}
+/* g where f is set, nothing elsewhere (for finite g, where g * 0 = +-0
+ * would change no partial): the bits of g where f is set, converted (DAZ or
+ * FZ flushes a denormal g there, as TF's g * 1 does), one operation for
+ * the two of g * (f ? 1 : 0). */
+CFQ_INLINE void cfq_vlanes_add_where(cfq_vlanes *a, cfq_vb f, cfq_vf g)
+{
+#ifdef CFQ_VD_ADD_WHERE
+    cfq_vd_add_where(a->p, f, g);
+#else
+    cfq_vlanes_add(a, cfq_vf_and(f, g));
+#endif
+}
+/* The partials into the compensated sums in lane order, lane l's error to
+ * error lane l % 4; the partials start again from 0. */
+CFQ_INLINE void cfq_vlanes_block_end(cfq_vlanes *a, cfq_lanes *sums)
+{
+#ifdef CFQ_VD_BLOCK_END
+    cfq_vd_block_end(a->p, sums);
+#else
+    cfq_vd c[CFQ_ERR_LANES / CFQ_DW];
+    int k;
+    for (k = 0; k < CFQ_ERR_LANES / CFQ_DW; k++)
+        c[k] = cfq_vd_load(sums->c + k * CFQ_DW);
+    for (k = 0; k < CFQ_DV; k++) {
+        cfq_vd s = cfq_vd_load(sums->s + k * CFQ_DW);
+        cfq_vd_twosum(&s, &c[k % (CFQ_ERR_LANES / CFQ_DW)], a->p[k]);
+        cfq_vd_store(sums->s + k * CFQ_DW, s);
+    }
+    for (k = 0; k < CFQ_ERR_LANES / CFQ_DW; k++)
+        cfq_vd_store(sums->c + k * CFQ_DW, c[k]);
+#endif
+    cfq_vlanes_zero(a);
+}
+CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
+{
+    int k;
+    for (k = 0; k < CFQ_DV; k++)
+        cfq_vd_store(sums->p + k * CFQ_DW, a->p[k]);
+}
+/* CFQ_W terms into the (s, c) pairs of CFQ_W channels. */
+CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
+{
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
+        cfq_vd sk = cfq_vd_load(s + k * CFQ_DW), ck = cfq_vd_load(c + k * CFQ_DW);
+        cfq_vd_twosum(&sk, &ck, cfq_vd_of(terms, k));
+        cfq_vd_store(s + k * CFQ_DW, sk);
+        cfq_vd_store(c + k * CFQ_DW, ck);
+    }
+}
+
 
 /* Index of the lowest set bit of a nonzero byte (0 for 0): the gradients
  * walk a block's busy steps with it, portably (no ctz builtin). */
