@@ -87,11 +87,12 @@ CFQ_INLINE void cfq_vf_store_bf16(uint16_t *p, cfq_vf v, int stream)
     cfq_vh_put(p, _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet)), stream);
 }
 #ifdef CFQ_VF_BF16_NATIVE
-/* AVX512-BF16's conversion (to nearest even), NaN lanes made quiet 0x7fc0
- * with their sign as above (the instruction keeps payload bits). */
+/* AVX512-BF16's conversion (to nearest even); a NaN keeps payload bits. */
+CFQ_INLINE cfq_vh cfq_vf_to_bf16_native(cfq_vf v) { return (__m256i)_mm512_cvtneps_pbh(v); }
+/* The same with NaN lanes made quiet 0x7fc0 with their sign, as above. */
 CFQ_INLINE void cfq_vf_store_bf16_native(uint16_t *p, cfq_vf v, int stream)
 {
-    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m256i h = cfq_vf_to_bf16_native(v);
     const __m256i quiet = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)),
                                           _mm256_set1_epi16(0x7fc0));
     cfq_vh_put(p, _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet), stream);
