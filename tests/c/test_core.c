@@ -338,9 +338,12 @@ static void test_family_case(size_t n, qcase q)
     free(x); free(g); free(ref); free(got);
 }
 
-/* Per-channel kernels over the last axis: every table against the scalar one,
- * with a min == max == 0 channel among ordinary ones. */
-static void test_pc_case(size_t rows, size_t m)
+/* Per-channel kernels over the last axis: every table against the scalar one.
+ * kind 0: a min == max == 0 channel among ordinary ones, non-finite
+ * gradients in places; 1: ordinary channels, finite gradients (the SIMD
+ * gradient's lazy path); 2: as 1 but for one NaN gradient (its tile run
+ * again with every test). */
+static void test_pc_case(size_t rows, size_t m, int kind)
 {
     const size_t n = rows * m;
     float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
@@ -355,15 +358,17 @@ static void test_pc_case(size_t rows, size_t m)
     for (j = 0; j < m; j++) {
         mins[j] = rng_uniform(-3.0f, 0.5f);
         maxs[j] = mins[j] + rng_uniform(0.0f, 4.0f);
-        if (j % 5 == 3)
+        if (kind == 0 && j % 5 == 3)
             mins[j] = maxs[j] = 0.0f;
     }
     cfq_fpenv_enter(&env);
     cfq_channel_params_make(mins, maxs, 0, m, 2 + (int)(m % 15), (int)(rows & 1), &pp);
     for (i = 0; i < n; i++) {
         x[i] = pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m]);
-        g[i] = pick_gradient(i % 7 == 0);
+        g[i] = pick_gradient(kind == 0 && i % 7 == 0);
     }
+    if (kind == 2)
+        g[rng_next() % n] = NAN;
     cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, NULL);
     for (i = 0; i < n; i++) {
         const size_t c = i % m;
@@ -373,7 +378,7 @@ static void test_pc_case(size_t rows, size_t m)
         if (bits_of(ref[i]) != bits_of(want))
             break;
     }
-    CHECK(i == n, "pc forward scalar vs formula rows=%zu m=%zu", rows, m);
+    CHECK(i == n, "pc forward scalar vs formula rows=%zu m=%zu kind %d", rows, m, kind);
     memset(&ref_acc, 0, sizeof ref_acc);
     cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
     for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
@@ -388,10 +393,10 @@ static void test_pc_case(size_t rows, size_t m)
         memset(&ref_acc, 0, sizeof ref_acc);
         cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
         k->per_channel_grad(g, x, rows, m, m, &pp, got, &got_acc);
-        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc grad dx differs rows=%zu m=%zu",
-              cfq_isa_name(isa), rows, m);
-        CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu",
-              cfq_isa_name(isa), rows, m);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc grad dx differs rows=%zu m=%zu kind %d",
+              cfq_isa_name(isa), rows, m, kind);
+        CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu kind %d",
+              cfq_isa_name(isa), rows, m, kind);
     }
     cfq_fpenv_leave(&env);
     free(x); free(g); free(ref); free(got);
@@ -410,8 +415,12 @@ static void test_family(void)
             test_family_case(n, q);
         }
     for (k = 0; k < sizeof ms / sizeof ms[0]; k++) {
-        test_pc_case(1, ms[k]);
-        test_pc_case(13, ms[k]);
+        test_pc_case(1, ms[k], 0);
+        test_pc_case(13, ms[k], 0);
+        test_pc_case(13, ms[k], 1);
+        test_pc_case(13, ms[k], 2);
+        test_pc_case(64, ms[k], 1);
+        test_pc_case(64, ms[k], 2);
     }
 }
 

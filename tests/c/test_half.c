@@ -211,20 +211,22 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
         }
         cfq_fpenv_leave(&env);
     }
-    gh = gall;
-    gf = gfall;
     /* Per channel over the last axis: rows x 70 channels (a vector body and
-     * a tail), one channel passing through. */
+     * a tail), one channel passing through; every pattern as g, then every
+     * finite one (the gradient's lazy path, see cfq_per_channel_grad_rows). */
     for (i = 0; i < m; i++) {
         mins[i] = i == 3 ? 0.0f : -0.5f - (float)i * 0.25f;
         maxs[i] = i == 3 ? 0.0f : 0.75f + (float)i * 0.125f;
     }
     cfq_fpenv_enter(&env);
     cfq_channel_params_make(mins, maxs, 0, m, 6, 1, cp);
-    {
+    for (finite = 0; finite < 2; finite++) {
         cfq_channel_params cp32 = *cp;
         uint16_t passed;
         int bad;
+        gh = finite ? gfin : gall;
+        gf = finite ? gffin : gfall;
+        cp32.dtype = CFQ_FLOAT32;
         cp->dtype = kdt;
         k->per_channel_forward(xh, rows, m, m, cp, outh, codes);
         cfq_kernels_scalar.per_channel_forward(xf, rows, m, m, &cp32, outf, codes32);
@@ -239,7 +241,8 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
             if (outh[i] != (i % m == 3 ? passed : down(dt, outf[i])))
                 break;
         }
-        CHECK(i == rows * m && same_channel_sums(acc, acc32, m), "%s per-channel grad differs at %zu", what, i);
+        CHECK(i == rows * m && same_channel_sums(acc, acc32, m), "%s per-channel grad finite g %d differs at %zu", what,
+              finite, i);
         memset(acc, 0, sizeof *acc);
         bad = k->per_channel_region_grad(gh, codes, rows, m, m, cp, outh, acc);
         for (i = 0; i < rows * m; i++) {
@@ -248,7 +251,7 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
                 break;
         }
         CHECK(!bad && i == rows * m && same_channel_sums(acc, acc32, m),
-              "%s per-channel region grad differs at %zu", what, i);
+              "%s per-channel region grad finite g %d differs at %zu", what, finite, i);
     }
     cfq_fpenv_leave(&env);
     free(xh); free(gall); free(gfin); free(outh); free(xf); free(gfall); free(gffin); free(outf); free(codes); free(codes32);
