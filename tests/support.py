@@ -139,6 +139,42 @@ def rnd(shape, seed=0, scale=3.0):
     """Normal float32 values of this shape, times scale."""
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
+
+# ---- 16-bit element types ----------------------------------------------------------
+
+try:
+    import ml_dtypes
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes comes with jax
+    BFLOAT16 = None
+
+# The NumPy 16-bit dtypes as test parameters; bfloat16 skipped without ml_dtypes.
+HALF_DTYPES = [pytest.param(np.dtype(np.float16), id="float16"),
+               pytest.param(BFLOAT16, id="bfloat16",
+                            marks=pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes"))]
+ALL_HALF_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def half_patterns(dtype, seed=None):
+    """Every 16-bit pattern as `dtype` (NaNs, +-Inf, -0.0, subnormals), in a
+    shuffled order when seed is given."""
+    p = ALL_HALF_PATTERNS
+    if seed is not None:
+        p = np.random.default_rng(seed).permutation(p)
+    return p.view(dtype)
+
+
+def upcast(a):
+    """float32 values of 16-bit ones (exact; NaNs without a warning)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(a).astype(np.float32)
+
+
+def downcast(a, dtype):
+    """float32 values cast to `dtype` to nearest even, as NumPy and ml_dtypes do."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(a, np.float32).astype(dtype)
+
 # ---- hypothesis strategies ---------------------------------------------------------
 
 # Elements for the forward, args and per-channel ops' inputs.

@@ -1,6 +1,6 @@
 """float16 and bfloat16 element arrays: every op, on every path, gives the
 bits of the float32 op between the conversions,
-cast(op(upcast(inputs))), where upcast is exact and cast rounds to nearest
+downcast(op(upcast(inputs))), where upcast is exact and downcast rounds to nearest
 even as NumPy (float16) and ml_dtypes (bfloat16) convert.  The min/max
 sums are the float32 op's on the upcast gradients, bit for bit.  bfloat16
 needs ml_dtypes; its tests skip without it."""
@@ -10,42 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cfq
-from support import assert_bits_equal, rnd, shared_among_paths
+from support import (BFLOAT16, HALF_DTYPES, assert_bits_equal, downcast, half_patterns, rnd,
+                     shared_among_paths, upcast)
 
-try:
-    import ml_dtypes
-    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes comes with jax
-    BFLOAT16 = None
-
-HALF = [pytest.param(np.dtype(np.float16), id="float16"),
-        pytest.param(BFLOAT16, id="bfloat16",
-                     marks=pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes"))]
-
-ALL_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-
-
-def patterns(dtype):
-    """Every 16-bit pattern of the dtype: NaNs, +-Inf, -0.0, subnormals."""
-    return ALL_PATTERNS.view(dtype)
-
-
-def up(a):
-    with np.errstate(invalid="ignore"):
-        return np.asarray(a).astype(np.float32)
-
-
-def cast(a, dtype):
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(a, np.float32).astype(dtype)
 
 
 def half_data(dtype, shape, seed, scale=3.0):
-    return cast(rnd(shape, seed, scale), dtype)
+    return downcast(rnd(shape, seed, scale), dtype)
 
 
 def assert_gradient_as_float32(got, want32, dtype):
-    assert_bits_equal(got[0], cast(want32[0], dtype), "backprops_wrt_input")
+    assert_bits_equal(got[0], downcast(want32[0], dtype), "backprops_wrt_input")
     assert got[1].dtype == np.float32 and got[2].dtype == np.float32
     assert_bits_equal(got[1], want32[1], "backprop_wrt_min")
     assert_bits_equal(got[2], want32[2], "backprop_wrt_max")
@@ -56,49 +31,50 @@ def assert_gradient_as_float32(got, want32, dtype):
 RANGES = [(-3.0, 5.0, 8, False), (-0.75, 0.5, 4, True), (0.0, 0.0, 8, False), (1e-3, 7e4, 16, False)]
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 @pytest.mark.parametrize("lo,hi,num_bits,narrow", RANGES)
 def test_vars_ops_every_pattern(isa, dtype, lo, hi, num_bits, narrow):
-    x = patterns(dtype)
+    x = half_patterns(dtype)
     g = np.roll(x, 12345)  # every pattern as a gradient too, against other inputs
     kw = dict(num_bits=num_bits, narrow_range=narrow, isa=isa)
     assert_bits_equal(cfq.fake_quant_with_min_max_vars(x, lo, hi, **kw),
-                      cast(cfq.fake_quant_with_min_max_vars(up(x), lo, hi, **kw), dtype), "vars")
-    want = cfq.fake_quant_with_min_max_vars_gradient(up(g), up(x), lo, hi, **kw)
+                      downcast(cfq.fake_quant_with_min_max_vars(upcast(x), lo, hi, **kw), dtype), "vars")
+    want = cfq.fake_quant_with_min_max_vars_gradient(upcast(g), upcast(x), lo, hi, **kw)
     assert_gradient_as_float32(cfq.fake_quant_with_min_max_vars_gradient(g, x, lo, hi, **kw), want, dtype)
     out, region = cfq.fake_quant_with_min_max_vars_and_region(x, lo, hi, **kw)
-    out32, region32 = cfq.fake_quant_with_min_max_vars_and_region(up(x), lo, hi, **kw)
-    assert_bits_equal(out, cast(out32, dtype), "vars_and_region outputs")
+    out32, region32 = cfq.fake_quant_with_min_max_vars_and_region(upcast(x), lo, hi, **kw)
+    assert_bits_equal(out, downcast(out32, dtype), "vars_and_region outputs")
     np.testing.assert_array_equal(region, region32)
     assert_gradient_as_float32(cfq.fake_quant_region_gradient(g, region, isa=isa), want, dtype)
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 @pytest.mark.parametrize("lo,hi,num_bits,narrow", [r for r in RANGES if r[0] < r[1]])
 def test_args_ops_every_pattern(isa, dtype, lo, hi, num_bits, narrow):
-    x = patterns(dtype)
+    x = half_patterns(dtype)
     g = np.roll(x, -777)
     kw = dict(min=lo, max=hi, num_bits=num_bits, narrow_range=narrow, isa=isa)
     assert_bits_equal(cfq.fake_quant_with_min_max_args(x, **kw),
-                      cast(cfq.fake_quant_with_min_max_args(up(x), **kw), dtype), "args")
+                      downcast(cfq.fake_quant_with_min_max_args(upcast(x), **kw), dtype), "args")
     assert_bits_equal(cfq.fake_quant_with_min_max_args_gradient(g, x, **kw),
-                      cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), **kw), dtype),
+                      downcast(cfq.fake_quant_with_min_max_args_gradient(upcast(g), upcast(x), **kw), dtype),
                       "args gradient")
     out, region = cfq.fake_quant_with_min_max_args_and_region(x, **kw)
-    assert_bits_equal(out, cast(cfq.fake_quant_with_min_max_args(up(x), **kw), dtype), "args_and_region")
-    np.testing.assert_array_equal(region, cfq.fake_quant_with_min_max_args_and_region(up(x), **kw)[1])
+    assert_bits_equal(out, downcast(cfq.fake_quant_with_min_max_args(upcast(x), **kw), dtype),
+                      "args_and_region")
+    np.testing.assert_array_equal(region, cfq.fake_quant_with_min_max_args_and_region(upcast(x), **kw)[1])
     assert_bits_equal(cfq.fake_quant_region_gradient(g, region, isa=isa)[0],
-                      cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), **kw), dtype),
+                      downcast(cfq.fake_quant_with_min_max_args_gradient(upcast(g), upcast(x), **kw), dtype),
                       "args gradient from region")
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0, 1])
 def test_per_channel_ops_every_pattern(isa, dtype, axis):
     # 65536 patterns as [16, 64, 64]; channels along `axis`, one of them
     # min == max == 0 (pass-through), one with min > 0.
-    x = patterns(dtype).reshape(16, 64, 64)
-    g = np.roll(patterns(dtype), 4099).reshape(x.shape)
+    x = half_patterns(dtype).reshape(16, 64, 64)
+    g = np.roll(half_patterns(dtype), 4099).reshape(x.shape)
     c = x.shape[axis]
     rng = np.random.default_rng(axis + 5)
     lo = rng.uniform(-6, 0, c).astype(np.float32)
@@ -106,14 +82,14 @@ def test_per_channel_ops_every_pattern(isa, dtype, axis):
     lo[1] = hi[1] = 0.0
     lo[2], hi[2] = 0.5, 2.0
     kw = dict(axis=axis, num_bits=6, isa=isa)
-    want_out = cast(cfq.fake_quant_with_min_max_vars_per_channel(up(x), lo, hi, **kw), dtype)
+    want_out = downcast(cfq.fake_quant_with_min_max_vars_per_channel(upcast(x), lo, hi, **kw), dtype)
     assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, lo, hi, **kw), want_out, "per-channel")
-    want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(up(g), up(x), lo, hi, **kw)
+    want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(upcast(g), upcast(x), lo, hi, **kw)
     assert_gradient_as_float32(cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, lo, hi, **kw),
                                want, dtype)
     out, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(x, lo, hi, **kw)
     assert_bits_equal(out, want_out, "per-channel and region outputs")
-    _, region32 = cfq.fake_quant_with_min_max_vars_per_channel_and_region(up(x), lo, hi, **kw)
+    _, region32 = cfq.fake_quant_with_min_max_vars_per_channel_and_region(upcast(x), lo, hi, **kw)
     np.testing.assert_array_equal(region, region32)
     assert_gradient_as_float32(cfq.fake_quant_per_channel_region_gradient(g, region, axis=axis, isa=isa),
                                want, dtype)
@@ -121,7 +97,7 @@ def test_per_channel_ops_every_pattern(isa, dtype, axis):
 
 # ---- random data, all shapes and ranges --------------------------------------------
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 @shared_among_paths()
 @given(n=st.integers(0, 300), lo=st.floats(-8, 0, width=32), width=st.floats(0, 12, width=32),
        num_bits=st.integers(2, 16), narrow=st.booleans(), seed=st.integers(0, 2**31))
@@ -131,12 +107,13 @@ def test_random_data_as_float32(isa, dtype, n, lo, width, num_bits, narrow, seed
     g = half_data(dtype, n, seed + 1, scale=2.0)
     kw = dict(num_bits=num_bits, narrow_range=narrow, isa=isa)
     assert_bits_equal(cfq.fake_quant_with_min_max_vars(x, lo, hi, **kw),
-                      cast(cfq.fake_quant_with_min_max_vars(up(x), lo, hi, **kw), dtype))
+                      downcast(cfq.fake_quant_with_min_max_vars(upcast(x), lo, hi, **kw), dtype))
     assert_gradient_as_float32(cfq.fake_quant_with_min_max_vars_gradient(g, x, lo, hi, **kw),
-                               cfq.fake_quant_with_min_max_vars_gradient(up(g), up(x), lo, hi, **kw), dtype)
+                               cfq.fake_quant_with_min_max_vars_gradient(upcast(g), upcast(x), lo, hi, **kw),
+                               dtype)
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_threads_do_not_change_bits(dtype):
     x = half_data(dtype, (700, 1000), 1)
     g = half_data(dtype, (700, 1000), 2)
@@ -153,7 +130,7 @@ def test_threads_do_not_change_bits(dtype):
 
 # ---- the argument layer -------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_results_keep_the_dtype(dtype):
     x = half_data(dtype, (3, 4), 0)
     assert cfq.fake_quant_with_min_max_vars(x, -1.0, 1.0).dtype == dtype
@@ -167,31 +144,31 @@ def test_results_keep_the_dtype(dtype):
     assert cfq.fake_quant_region_gradient(x, region)[0].dtype == dtype
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_mixed_dtypes_are_a_type_error(dtype):
     x = half_data(dtype, 8, 0)
     with pytest.raises(TypeError, match="dtype"):
-        cfq.fake_quant_with_min_max_vars_gradient(x, up(x), -1.0, 1.0)
+        cfq.fake_quant_with_min_max_vars_gradient(x, upcast(x), -1.0, 1.0)
     with pytest.raises(TypeError, match="dtype"):
-        cfq.fake_quant_with_min_max_args_gradient(up(x), x)
+        cfq.fake_quant_with_min_max_args_gradient(upcast(x), x)
     with pytest.raises(TypeError, match="dtype"):
-        cfq.fake_quant_with_min_max_vars_per_channel_gradient(x, up(x), [-1.0] * 8, [1.0] * 8)
+        cfq.fake_quant_with_min_max_vars_per_channel_gradient(x, upcast(x), [-1.0] * 8, [1.0] * 8)
     other = np.dtype(np.float16) if dtype != np.float16 else BFLOAT16
     if other is not None:
         with pytest.raises(TypeError, match="dtype"):
             cfq.fake_quant_with_min_max_vars_gradient(x, x.astype(other), -1.0, 1.0)
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_out_must_have_the_dtype(dtype):
     x = half_data(dtype, 8, 0)
     with pytest.raises(TypeError, match=f"out must have dtype {dtype}"):
         cfq.fake_quant_with_min_max_vars(x, -1.0, 1.0, out=np.empty(8, np.float32))
     with pytest.raises(TypeError, match="out must have dtype float32"):
-        cfq.fake_quant_with_min_max_vars(up(x), -1.0, 1.0, out=np.empty(8, dtype))
+        cfq.fake_quant_with_min_max_vars(upcast(x), -1.0, 1.0, out=np.empty(8, dtype))
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_out_in_place_and_strided(dtype):
     g, x = half_data(dtype, 64, 1), half_data(dtype, 64, 2)
     want = cfq.fake_quant_with_min_max_vars_gradient(g, x, -1.0, 1.0)
@@ -218,7 +195,7 @@ def test_bfloat16_ranges_are_accepted():
     lo = np.array([-1, -2, -3], BFLOAT16)
     hi = np.array([1, 2, 3], BFLOAT16)
     assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, lo, hi),
-                      cfq.fake_quant_with_min_max_vars_per_channel(x, up(lo), up(hi)))
+                      cfq.fake_quant_with_min_max_vars_per_channel(x, upcast(lo), upcast(hi)))
     assert_bits_equal(cfq.fake_quant_with_min_max_vars(x, lo[0], hi[0]),
                       cfq.fake_quant_with_min_max_vars(x, -1.0, 1.0))
 
@@ -238,7 +215,7 @@ def test_float16_subnormals_are_values():
     x = np.array([2.0 ** -20, -2.0 ** -24, 3 * 2.0 ** -24], np.float16)
     got = cfq.fake_quant_with_min_max_vars(x, -2.0 ** -14, 2.0 ** -14, num_bits=16)
     assert (got.view(np.uint16) & 0x7c00 == 0).all() and (got != 0).all()
-    assert_bits_equal(got, cast(cfq.fake_quant_with_min_max_vars(up(x), -2.0 ** -14, 2.0 ** -14,
+    assert_bits_equal(got, downcast(cfq.fake_quant_with_min_max_vars(upcast(x), -2.0 ** -14, 2.0 ** -14,
                                                                  num_bits=16), np.float16))
 
 
@@ -255,7 +232,7 @@ def test_bfloat16_subnormals_flush_as_float32_denormals():
 # Pass-through lanes get g's bits after dx is stored: in place (out=g) they
 # must come from g as it was, not from the dx just written there.
 
-DTYPES_ALL = [pytest.param(np.dtype(np.float32), id="float32")] + HALF
+DTYPES_ALL = [pytest.param(np.dtype(np.float32), id="float32")] + HALF_DTYPES
 
 
 @pytest.mark.parametrize("dtype", DTYPES_ALL)
@@ -277,8 +254,8 @@ def test_in_place_pass_through_region_gradient(isa, dtype):
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_in_place_pass_through_per_channel_gradient(isa, dtype, axis):
     shape = (40, 70) if axis == -1 else (70, 40)
-    x = cast(rnd(shape, 23), dtype)
-    g = cast(rnd(shape, 24, 1.0), dtype)
+    x = downcast(rnd(shape, 23), dtype)
+    g = downcast(rnd(shape, 24, 1.0), dtype)
     lo, hi = np.full(70, -1.0, np.float32), np.full(70, 1.5, np.float32)
     lo[::3] = hi[::3] = 0.0  # pass-through channels
     want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, lo, hi, axis=axis, isa="scalar")

@@ -17,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 import cfq  # noqa: E402
 from cfq import jax as cj  # noqa: E402
 from golden_io import load_cases  # noqa: E402
-from support import assert_bits_equal, bits  # noqa: E402
+from support import HALF_DTYPES, assert_bits_equal, bits, downcast, half_patterns, upcast  # noqa: E402
 
 VARS_GRAD = load_cases("vars_grad")
 VARS = load_cases("vars")
@@ -334,56 +334,37 @@ def test_vmap_args_equals_loop():
 
 
 # float16 and bfloat16 go to cfq's kernels as they are.  What they must give:
-# every element result cast(float32 op(upcast(x)), dtype) (upcast exact;
+# every element result downcast(float32 op(upcast(x)), dtype) (upcast exact;
 # cast to nearest even as NumPy / ml_dtypes convert), the sums the float32
 # op's on the upcast values, bit for bit.  The inputs are every 16-bit
 # pattern (NaNs, +-Inf, -0.0, the subnormals), the gradients every pattern
 # in another order.
 
-HALF = [pytest.param(np.dtype(jnp.float16), id="float16"),
-        pytest.param(np.dtype(jnp.bfloat16), id="bfloat16")]
 # A wide range, and a tiny one whose outputs are float16 subnormals.
 RANGES = [pytest.param((-2.0, 2.5, 8, False), id="wide"),
           pytest.param((-3e-5, 5e-5, 8, True), id="tiny")]
 
 
-def half_patterns(dtype, seed=None):
-    p = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-    if seed is not None:
-        p = np.random.default_rng(seed).permutation(p)
-    return p.view(dtype)
-
-
-def up(a):
-    with np.errstate(invalid="ignore"):
-        return np.asarray(a).astype(np.float32)
-
-
-def cast(a, dtype):
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(a, np.float32).astype(dtype)
-
-
 def want_vars(g, x, lo, hi, num_bits, narrow_range):
     """(y, dx, dmin, dmax) of the float32 ops between the conversions."""
     dt = x.dtype
-    y = cfq.fake_quant_with_min_max_vars(up(x), lo, hi, num_bits, narrow_range)
-    r = cfq.fake_quant_with_min_max_vars_gradient(up(g), up(x), lo, hi, num_bits, narrow_range)
-    return cast(y, dt), cast(r[0], dt), r[1], r[2]
+    y = cfq.fake_quant_with_min_max_vars(upcast(x), lo, hi, num_bits, narrow_range)
+    r = cfq.fake_quant_with_min_max_vars_gradient(upcast(g), upcast(x), lo, hi, num_bits, narrow_range)
+    return downcast(y, dt), downcast(r[0], dt), r[1], r[2]
 
 
 def want_per_channel(g, x, lo, hi, num_bits, narrow_range, axis):
     dt = x.dtype
-    y = cfq.fake_quant_with_min_max_vars_per_channel(up(x), lo, hi, num_bits, narrow_range, axis=axis)
-    r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(up(g), up(x), lo, hi, num_bits,
+    y = cfq.fake_quant_with_min_max_vars_per_channel(upcast(x), lo, hi, num_bits, narrow_range, axis=axis)
+    r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(upcast(g), upcast(x), lo, hi, num_bits,
                                                               narrow_range, axis=axis)
-    return cast(y, dt), cast(r[0], dt), r[1], r[2]
+    return downcast(y, dt), downcast(r[0], dt), r[1], r[2]
 
 
 def want_args(g, x, lo, hi, num_bits, narrow_range):
     dt = x.dtype
-    return (cast(cfq.fake_quant_with_min_max_args(up(x), lo, hi, num_bits, narrow_range), dt),
-            cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), lo, hi, num_bits,
+    return (downcast(cfq.fake_quant_with_min_max_args(upcast(x), lo, hi, num_bits, narrow_range), dt),
+            downcast(cfq.fake_quant_with_min_max_args_gradient(upcast(g), upcast(x), lo, hi, num_bits,
                                                            narrow_range), dt))
 
 
@@ -402,7 +383,7 @@ def channel_range(C, q):
 
 
 @pytest.mark.parametrize("q", RANGES)
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_vars_every_pattern_under_jit_vjp(dtype, q):
     x, g = half_patterns(dtype), half_patterns(dtype, seed=1)
     lo, hi, num_bits, narrow_range = q
@@ -417,7 +398,7 @@ def test_half_vars_every_pattern_under_jit_vjp(dtype, q):
 
 @pytest.mark.parametrize("axis", [0, -1])
 @pytest.mark.parametrize("q", RANGES)
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_per_channel_every_pattern_under_jit_vjp(dtype, q, axis):
     x, g = half_patterns(dtype).reshape(512, 128), half_patterns(dtype, seed=2).reshape(512, 128)
     lo, hi = channel_range(x.shape[axis], q)
@@ -432,7 +413,7 @@ def test_half_per_channel_every_pattern_under_jit_vjp(dtype, q, axis):
 
 
 @pytest.mark.parametrize("q", RANGES)
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_args_every_pattern_under_jit_vjp(dtype, q):
     x, g = half_patterns(dtype), half_patterns(dtype, seed=3)
     lo, hi, num_bits, narrow_range = q
@@ -444,7 +425,7 @@ def test_half_args_every_pattern_under_jit_vjp(dtype, q):
     assert_bits_equal(fn(g, x, lo, hi, num_bits, narrow_range), want[1], "args gradient function")
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_grad_of_a_loss(dtype):
     """jax.grad with respect to half inputs and float32 min/max: dx in the
     inputs' dtype, the min/max cotangents float32 (the primals' dtype)."""
@@ -454,8 +435,9 @@ def test_half_grad_of_a_loss(dtype):
     # arithmetic, which keep normal numbers but not always NaN payloads,
     # -0.0 or float32 denormals (bfloat16's subnormals): with jax 0.5 they
     # arrive as +0.0.  Those patterns are the vjp tests' job.
-    w = np.where(np.isnan(up(w)) | (np.abs(up(w)) < np.finfo(np.float32).tiny), np.zeros((), dtype), w)
-    w32 = up(w)
+    w = np.where(np.isnan(upcast(w)) | (np.abs(upcast(w)) < np.finfo(np.float32).tiny),
+                 np.zeros((), dtype), w)
+    w32 = upcast(w)
     lo, hi = np.float32(-2.0), np.float32(2.5)
     c = np.linspace(-1, 1, 128, dtype=np.float32)
     losses = {
@@ -480,7 +462,7 @@ def test_half_grad_of_a_loss(dtype):
 
 
 @pytest.mark.parametrize("per_example", [False, True])
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_vmap_equals_loop(dtype, per_example):
     B = 16
     xs, gs = half_patterns(dtype).reshape(B, -1), half_patterns(dtype, seed=5).reshape(B, -1)
@@ -518,7 +500,7 @@ def test_half_vmap_equals_loop(dtype, per_example):
         assert_bits_equal(got[i], want_args(gs[0], xs[i], -3.0, 4.0, 4, False)[1], f"args example {i}")
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_lowering_has_the_custom_calls_on_half_buffers_and_no_convert(dtype):
     x, g = half_patterns(dtype)[:1024], half_patterns(dtype, seed=6)[:1024]
     lo, hi = np.float32(-1.0), np.float32(1.0)

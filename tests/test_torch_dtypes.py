@@ -16,13 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import cfq  # noqa: E402
 import cfq.torch as cfqt  # noqa: E402
-from support import CFQ_PARENT, assert_bits_equal  # noqa: E402
-
-try:
-    import ml_dtypes
-    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes comes with jax
-    BFLOAT16 = None
+from support import (ALL_HALF_PATTERNS, BFLOAT16, CFQ_PARENT, assert_bits_equal, downcast,  # noqa: E402
+                     upcast)
 
 ops = torch.ops.cfq
 NEEDS_ML_DTYPES = pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes")
@@ -37,7 +32,6 @@ HALF = [pytest.param(torch.float16, id="float16"),
 # bfloat16 fallback is what they test).
 HALF_ANY = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
 PATHS = ["fast", "ops"]
-ALL_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
 
 @pytest.fixture(params=KINDS)
@@ -71,14 +65,12 @@ def tbits(t):
 
 def up(bits16, dtype):
     """The float32 values of 16-bit patterns (exact)."""
-    with np.errstate(invalid="ignore"):
-        return np.asarray(bits16, np.uint16).view(np_dtype(dtype)).astype(np.float32)
+    return upcast(np.asarray(bits16, np.uint16).view(np_dtype(dtype)))
 
 
 def cast_bits(a, dtype):
     """float32 values cast to `dtype` as NumPy / ml_dtypes do, as bits."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(a, np.float32).astype(np_dtype(dtype)).view(np.uint16)
+    return downcast(a, np_dtype(dtype)).view(np.uint16)
 
 
 def assert_16(got, want32, dtype, what):
@@ -94,7 +86,7 @@ def assert_32(got, want32, what):
 def data(shape=(-1,), step=1):
     """Every 16-bit pattern as inputs (or every step-th) and, rolled, as
     gradients against other inputs."""
-    x = ALL_PATTERNS[::step]
+    x = ALL_HALF_PATTERNS[::step]
     return x.reshape(shape), np.roll(x, 12345).reshape(shape)
 
 
@@ -219,7 +211,7 @@ def test_specials_are_in_the_data():
     """What the every-pattern tests cover, spelled out: NaNs of both signs
     and many payloads, +-Inf, -0.0 and subnormals, in both dtypes."""
     for dtype, subnormals in ((torch.float16, 2 * 1023), (torch.bfloat16, 2 * 127)):
-        t = th(ALL_PATTERNS, dtype).float()
+        t = th(ALL_HALF_PATTERNS, dtype).float()
         assert int(torch.isnan(t).sum()) == subnormals and int(torch.isinf(t).sum()) == 2
         assert int(((t == 0) & torch.signbit(t)).sum()) == 1
         assert int(((t != 0) & (t.abs() < torch.finfo(dtype).tiny)).sum()) == subnormals

@@ -12,17 +12,8 @@ import pytest
 
 import cfq
 from cfq import _core
-from support import assert_bits_equal
+from support import BFLOAT16, HALF_DTYPES, assert_bits_equal, downcast, upcast
 
-try:
-    import ml_dtypes
-    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes comes with jax
-    BFLOAT16 = None
-
-HALF = [pytest.param(np.dtype(np.float16), id="float16"),
-        pytest.param(BFLOAT16, id="bfloat16",
-                     marks=pytest.mark.skipif(BFLOAT16 is None, reason="bfloat16 needs ml_dtypes"))]
 
 
 def xla_dtype(dt):
@@ -338,32 +329,22 @@ def f32(v):
     return np.asarray(v, np.float32)
 
 
-def up(a):
-    with np.errstate(invalid="ignore"):
-        return a.astype(np.float32)
-
-
-def cast(a, dt):
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(a, np.float32).astype(dt)
-
-
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_half_buffers_compute_the_float32_op_between_the_conversions(dtype):
     x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype).reshape(4, -1)
     g = np.random.default_rng(1).permutation(x.ravel()).reshape(x.shape)
     y = np.empty_like(x)
     f = Frame([x, f32(-2.0), f32(2.5)], [y], quant())
     assert f.call("fq_vars") is None and not f.errors
-    assert_bits_equal(y, cast(cfq.fake_quant_with_min_max_vars(up(x), -2.0, 2.5), dtype))
+    assert_bits_equal(y, downcast(cfq.fake_quant_with_min_max_vars(upcast(x), -2.0, 2.5), dtype))
     # The gradient, one range per example (k = 1: the per-example calls).
     lo, hi = f32([-1, -2, -3, 0]), f32([1, 2, 3, 0])
     dx, dmin, dmax = np.empty_like(x), np.empty(4, np.float32), np.empty(4, np.float32)
     f = Frame([g, x, lo, hi], [dx, dmin, dmax], quant(5, True))
     assert f.call("fq_vars_grad") is None and not f.errors
     for i in range(4):
-        want = cfq.fake_quant_with_min_max_vars_gradient(up(g[i]), up(x[i]), lo[i], hi[i], 5, True)
-        assert_bits_equal(dx[i], cast(want[0], dtype))
+        want = cfq.fake_quant_with_min_max_vars_gradient(upcast(g[i]), upcast(x[i]), lo[i], hi[i], 5, True)
+        assert_bits_equal(dx[i], downcast(want[0], dtype))
         assert_bits_equal(dmin[i], want[1])
         assert_bits_equal(dmax[i], want[2])
     # A range shared by the examples (one per-channel call over them).
@@ -374,8 +355,8 @@ def test_half_buffers_compute_the_float32_op_between_the_conversions(dtype):
     assert f.call("fq_vars_grad") is None and not f.errors
     for i in range(2):
         for j in range(2):
-            want = cfq.fake_quant_with_min_max_vars_gradient(up(g3[i, j]), up(x3[i, j]), -2.0, 2.5)
-            assert_bits_equal(dx[i, j], cast(want[0], dtype))
+            want = cfq.fake_quant_with_min_max_vars_gradient(upcast(g3[i, j]), upcast(x3[i, j]), -2.0, 2.5)
+            assert_bits_equal(dx[i, j], downcast(want[0], dtype))
             assert_bits_equal(dmin[i, j], want[1])
     # Per channel (axis 0 of each example, min/max per example) and args.
     lo, hi = -np.linspace(1, 3, 8).astype(np.float32), np.linspace(1, 3, 8).astype(np.float32)
@@ -385,18 +366,19 @@ def test_half_buffers_compute_the_float32_op_between_the_conversions(dtype):
               dict(quant(), axis=(S32, 0)))
     assert f.call("fq_per_channel_grad") is None and not f.errors
     for i in range(4):
-        want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(up(gc[i]), up(xc[i]), lo, hi, axis=0)
-        assert_bits_equal(dx[i], cast(want[0], dtype))
+        want = cfq.fake_quant_with_min_max_vars_per_channel_gradient(upcast(gc[i]), upcast(xc[i]), lo, hi,
+                                                                     axis=0)
+        assert_bits_equal(dx[i], downcast(want[0], dtype))
         assert_bits_equal(dmin[i], want[1])
         assert_bits_equal(dmax[i], want[2])
     y = np.empty_like(x)
     f = Frame([g, x], [y], dict(quant(4, True), min=(F32, -1.0), max=(F32, 3.0)))
     assert f.call("fq_args_grad") is None and not f.errors
-    assert_bits_equal(y, cast(cfq.fake_quant_with_min_max_args_gradient(up(g), up(x), -1.0, 3.0, 4, True),
-                              dtype))
+    assert_bits_equal(y, downcast(cfq.fake_quant_with_min_max_args_gradient(upcast(g), upcast(x), -1.0, 3.0,
+                                                                            4, True), dtype))
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_wrong_or_mixed_dtypes_are_errors_not_crashes(dtype):
     other = np.dtype(np.float16) if dtype.name == "bfloat16" else (BFLOAT16 or np.dtype(np.float32))
     x = np.zeros((3, 100), dtype)
