@@ -175,6 +175,23 @@ def downcast(a, dtype):
     with np.errstate(invalid="ignore", over="ignore"):
         return np.asarray(a, np.float32).astype(dtype)
 
+# ---- PyTorch ----------------------------------------------------------------------
+
+
+def saved_bytes(fn):
+    """(bytes autograd keeps for backward while fn() builds the graph, fn's
+    result); needs torch, imported here so support itself does not."""
+    import torch
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(total), out
+
 # ---- hypothesis strategies ---------------------------------------------------------
 
 # Elements for the forward, args and per-channel ops' inputs.

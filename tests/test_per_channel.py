@@ -57,6 +57,18 @@ def test_per_channel_matches_model(isa, case, nb, narrow):
             assert_sum_as_documented(got_s[c], want[c], terms, runs)
 
 
+def assert_per_channel_as_scalar(g, x, mins, maxs, axis, isa):
+    """The per-channel forward and gradient on `isa` have the scalar path's
+    bits; returns the scalar gradient."""
+    ref_f = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa="scalar")
+    ref_g = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa="scalar")
+    assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
+    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
+    for a, b in zip(got, ref_g):
+        assert_bits_equal(a, b, isa)
+    return ref_g
+
+
 @pytest.mark.parametrize("shape,axis", [((64, 300), -1), ((8, 33, 5, 5), 1), ((3, 1000), 0), ((4097, 3), -1),
                                         ((2, 600, 7), -1), ((1, 5000), 0), ((3, 300, 2), 1), ((257, 9), 0)])
 def test_every_isa_same_bits_per_channel(shape, axis, isa):
@@ -65,12 +77,7 @@ def test_every_isa_same_bits_per_channel(shape, axis, isa):
     mins = -np.abs(rnd(d, 3, 2.0)) - 0.1
     maxs = np.abs(rnd(d, 4, 2.0)) + 0.1
     mins[::7] = maxs[::7] = 0
-    ref_f = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa="scalar")
-    ref_g = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa="scalar")
-    assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
-    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
-    for a, b in zip(got, ref_g):
-        assert_bits_equal(a, b, isa)
+    assert_per_channel_as_scalar(g, x, mins, maxs, axis, isa)
 
 
 def test_per_channel_axis_without_transposing_view():
@@ -133,12 +140,7 @@ def test_big_per_channel_streams_same_bits(isa, axis):
     mins = np.full(64, -2.0, np.float32)
     maxs = np.full(64, 2.5, np.float32)
     mins[5] = maxs[5] = 0  # a pass-through channel
-    ref_f = cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa="scalar")
-    ref_g = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa="scalar")
-    assert_bits_equal(cfq.fake_quant_with_min_max_vars_per_channel(x, mins, maxs, axis=axis, isa=isa), ref_f)
-    got = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, mins, maxs, axis=axis, isa=isa)
-    for a, b in zip(got, ref_g):
-        assert_bits_equal(a, b, isa)
+    ref_g = assert_per_channel_as_scalar(g, x, mins, maxs, axis, isa)
     _, region = cfq.fake_quant_with_min_max_vars_per_channel_and_region(x, mins, maxs, axis=axis, isa=isa)
     got = cfq.fake_quant_per_channel_region_gradient(g, region, axis=axis, isa=isa)
     for a, b in zip(got, ref_g):

@@ -10,13 +10,19 @@ from support import assert_bits_equal, wide_data
 vg = cfq.fake_quant_with_min_max_vars_gradient
 
 
-@pytest.mark.parametrize("mn,mx", [(-1.0, 1.0), (0.0, 0.0), (1.0, -1.0), (0.5, 0.5), (-3e38, 3e38), (-0.3, 2.7)])
-def test_region_gradient_equals_vars_gradient(mn, mx, isa):
-    g, x = wide_data(70001, 5)
+def special_data(n, seed):
+    """wide_data with NaN inputs, infinite gradients and denormals of both."""
+    g, x = wide_data(n, seed)
     x[::11] = np.nan
     g[::13] = np.inf
     g[1::17] = np.float32(1e-40)
     x[2::19] = np.float32(-1e-40)
+    return g, x
+
+
+@pytest.mark.parametrize("mn,mx", [(-1.0, 1.0), (0.0, 0.0), (1.0, -1.0), (0.5, 0.5), (-3e38, 3e38), (-0.3, 2.7)])
+def test_region_gradient_equals_vars_gradient(mn, mx, isa):
+    g, x = special_data(70001, 5)
     for bits_, narrow in ((8, False), (3, True), (16, False)):
         out, region = cfq.fake_quant_with_min_max_vars_and_region(x, mn, mx, bits_, narrow, isa=isa)
         assert region.dtype == np.uint8 and region.shape == x.shape
@@ -29,11 +35,7 @@ def test_region_gradient_equals_vars_gradient(mn, mx, isa):
 
 @pytest.mark.parametrize("mn,mx", [(-1.0, 1.0), (-6.0, 6.0), (0.5, 0.6), (-3e38, 3e38), (-0.3, 2.7)])
 def test_args_region_gradient_equals_args_gradient(mn, mx, isa):
-    g, x = wide_data(70001, 6)
-    x[::11] = np.nan
-    g[::13] = np.inf
-    g[1::17] = np.float32(1e-40)
-    x[2::19] = np.float32(-1e-40)
+    g, x = special_data(70001, 6)
     for bits_, narrow in ((8, False), (3, True), (16, False)):
         out, region = cfq.fake_quant_with_min_max_args_and_region(x, mn, mx, bits_, narrow, isa=isa)
         assert region.dtype == np.uint8 and region.shape == x.shape

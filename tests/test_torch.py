@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import cfq  # noqa: E402
 import cfq.torch as cfqt  # noqa: E402
 from golden_io import load_cases  # noqa: E402
-from support import assert_bits_equal, bits  # noqa: E402
+from support import assert_bits_equal, bits, saved_bytes  # noqa: E402
 
 ops = torch.ops.cfq
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -539,19 +539,6 @@ def test_bits_identical_for_every_thread_count():
     for other in results[1:]:
         for u, v in zip(results[0], other):
             assert_bits_equal(u, v, "thread counts")
-
-
-def saved_bytes(fn):
-    """Bytes autograd keeps for backward while fn() builds the graph."""
-    total = []
-
-    def pack(t):
-        total.append(t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return sum(total), out
 
 
 @pytest.mark.parametrize("path", PATHS)
