@@ -708,6 +708,13 @@ CFQ_INLINE void cfq_per_channel_terms(int from, const cfq_vstep *s, cfq_vb pass,
                          cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_above(from, s), one))));
 }
 
+/* The lanes that pass g through: channels with min == max == 0 (keep
+ * clear), or, from region codes, code CFQ_REGION_PASS. */
+CFQ_INLINE cfq_vb cfq_per_channel_pass(int from, cfq_vb keep, const cfq_vstep *s)
+{
+    return from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, s);
+}
+
 /* One step of the per-channel gradient with every test: dx (pass-through
  * lanes g's bits), then its terms if some lane that is no pass-through lane
  * is outside or (stored as the product) has a non-finite g. */
@@ -717,8 +724,7 @@ CFQ_INLINE void cfq_per_channel_step(int from, int dt, int stream, const void *g
 {
     const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
     const cfq_vb inside = cfq_vstep_inside(from, &s);
-    /* channels with min == max == 0 (or code CFQ_REGION_PASS) copy g */
-    const cfq_vb pass = from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s);
+    const cfq_vb pass = cfq_per_channel_pass(from, keep, &s);
     const int product = cfq_vb_any(pass) ? cfq_vput_dx_passing(dt, dx, at, g, s.g, inside, one, pass)
                                          : cfq_vput_dx(dt, dx, at, g, s.g, inside, one, stream, 0);
     const cfq_vb quiet = product ? cfq_vb_andnot(inside, cfq_vf_nonfinite(s.g)) : inside;
@@ -767,7 +773,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
             } else {
                 const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
                 const cfq_vb inside = cfq_vstep_inside(from, &s);
-                const cfq_vb pass = from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s);
+                const cfq_vb pass = cfq_per_channel_pass(from, keep, &s);
                 if (cfq_vb_any(pass)) {
                     (void)cfq_vput_dx_passing(dt, dx, at, g, s.g, inside, one, pass);
                     busy |= 1u << r;
@@ -789,8 +795,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
             const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
             const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
-            cfq_per_channel_terms(from, &s, from == CFQ_FROM_INPUTS ? cfq_vb_not(keep) : cfq_vstep_pass(from, &s),
-                                  one, j, acc);
+            cfq_per_channel_terms(from, &s, cfq_per_channel_pass(from, keep, &s), one, j, acc);
         }
     }
     return cfq_vb_any(bad);
