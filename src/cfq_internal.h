@@ -220,12 +220,12 @@ CFQ_HIDDEN int cfq_params_check_make(float min, float max, int num_bits, int nar
 /* TF's nudge into *p without checks (for values already checked). */
 CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_range,
                                 cfq_params *p);
-/* Parameters of channels [c0, c0 + m), m <= CFQ_CHANNEL_BLOCK, already
- * checked. */
 /* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
- * reference every table's channel_params matches. */
+ * reference every table's channel_nudge matches. */
 CFQ_HIDDEN void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
                                          int num_bits, int narrow_range, cfq_channel_params *cp);
+/* Parameters of channels [c0, c0 + m), m <= CFQ_CHANNEL_BLOCK, already
+ * checked. */
 CFQ_HIDDEN void cfq_channel_params_make(const float *min, const float *max, size_t c0, size_t m,
                                         int num_bits, int narrow_range, cfq_channel_params *cp);
 
