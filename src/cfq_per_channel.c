@@ -110,7 +110,11 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
     size_t c;
     cfq_block_params(j, c0, m, &cp);
     cp.stream = j->stream;
-    memset(&acc, 0, sizeof acc);
+    /* the kernels touch channels [0, m) only, not all 8 KB */
+    memset(acc.below_s, 0, m * sizeof acc.below_s[0]);
+    memset(acc.below_c, 0, m * sizeof acc.below_c[0]);
+    memset(acc.above_s, 0, m * sizeof acc.above_s[0]);
+    memset(acc.above_c, 0, m * sizeof acc.above_c[0]);
     if (j->codes != NULL) {
         if (j->k->per_channel_region_grad(cfq_in(dt, j->g, c0), j->codes + c0, j->outer, j->channels, m,
                                           &cp, cfq_out(dt, j->out, c0), &acc))
