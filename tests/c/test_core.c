@@ -844,6 +844,81 @@ static void test_channel_nudge(void)
     }
 }
 
+/* The elementwise ops at every output alignment (their vector body starts
+ * where an output vector lies in one cache line, after one unaligned
+ * vector), inputs at two offsets, and in place: each table against the
+ * scalar one, for each element type. */
+static void test_alignment(void)
+{
+    enum { N_MAX = 1000, PAD = 64 };
+    const size_t ns[] = {31, 32, 33, 71, 300, N_MAX};
+    const int dts[] = {CFQ_FLOAT32, CFQ_FLOAT16, CFQ_BFLOAT16, CFQ_BFLOAT16_NATIVE};
+    unsigned char *mem = malloc(3 * (N_MAX + PAD) * 4 + 64);
+    unsigned char *xb = mem + (64 - (uintptr_t)mem % 64) % 64, *gb = xb + (N_MAX + PAD) * 4;
+    unsigned char *ob = gb + (N_MAX + PAD) * 4, *src_x = malloc(N_MAX * 4), *src_g = malloc(N_MAX * 4);
+    unsigned char *ref = malloc(N_MAX * 4), *codes = malloc(N_MAX), *ref_codes = malloc(N_MAX);
+    cfq_params p;
+    cfq_fpenv env;
+    size_t k, i, shift;
+    int d, isa, op, t;
+
+    cfq_fpenv_enter(&env);
+    (void)cfq_params_check_make(-1.7f, 2.3f, 8, 0, &p);
+    for (k = 0; k < sizeof ns / sizeof ns[0]; k++)
+        for (d = 0; d < 4; d++)
+            for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+                const cfq_kernels *kt = table_of(isa);
+                const size_t n = ns[k], es = CFQ_ELEMENT_SIZE(dts[d]);
+                const int ref_dt = dts[d] == CFQ_BFLOAT16_NATIVE ? CFQ_BFLOAT16 : dts[d];
+                if (!table_runs(isa) || (dts[d] == CFQ_BFLOAT16_NATIVE && !kt->bf16_native))
+                    continue;
+                for (op = 0; op < 3; op++)
+                    for (shift = 0; shift < 17; shift++)
+                        for (t = 0; t < 3; t++) { /* inputs 0 or 5 elements in, or in place (2) */
+                            unsigned char *x = xb + (t == 1 ? 5 : 0) * es, *g = gb + 3 * es;
+                            unsigned char *out = ob + shift * es;
+                            for (i = 0; i < n; i++) { /* values in and around the range, some any bits */
+                                const uint32_t any = (uint32_t)rng_next();
+                                if (dts[d] == CFQ_FLOAT32) {
+                                    const uint32_t w = i % 7 == 0 ? any : bits_of(pick_input(p.nudged_min, p.nudged_max));
+                                    memcpy(src_x + 4 * i, &w, 4);
+                                } else if (i % 7 == 0) {
+                                    memcpy(src_x + 2 * i, &any, 2);
+                                } else {
+                                    cfq_store1(ref_dt, src_x, i, pick_input(p.nudged_min, p.nudged_max));
+                                }
+                            }
+                            for (i = 0; i < n * es; i++)
+                                src_g[i] = (unsigned char)rng_next();
+                            p.dtype = ref_dt;
+                            if (op == 0)
+                                cfq_kernels_scalar.vars_forward(src_x, n, &p, ref, ref_codes);
+                            else if (op == 1)
+                                cfq_kernels_scalar.args_forward(src_x, n, &p, ref, NULL);
+                            else
+                                cfq_kernels_scalar.args_grad(src_g, src_x, n, &p, ref);
+                            p.dtype = dts[d];
+                            if (t == 2 && op < 2) /* the forward ops over x */
+                                x = out;
+                            if (t == 2 && op == 2) /* the gradient over g */
+                                g = out;
+                            memcpy(x, src_x, n * es);
+                            memcpy(g, src_g, n * es);
+                            if (op == 0)
+                                kt->vars_forward(x, n, &p, out, codes);
+                            else if (op == 1)
+                                kt->args_forward(x, n, &p, out, NULL);
+                            else
+                                kt->args_grad(g, x, n, &p, out);
+                            CHECK(memcmp(out, ref, n * es) == 0 && (op != 0 || memcmp(codes, ref_codes, n) == 0),
+                                  "%s dtype %d op %d n=%zu output +%zu inputs %d differ", cfq_isa_name(isa),
+                                  dts[d], op, n, shift, t);
+                        }
+            }
+    cfq_fpenv_leave(&env);
+    free(mem); free(src_x); free(src_g); free(ref); free(codes); free(ref_codes);
+}
+
 int main(void)
 {
     int isa;
@@ -861,6 +936,7 @@ int main(void)
     test_sizes_and_ranges();
     test_family();
     test_family_api();
+    test_alignment();
     {
         size_t n;
         for (n = 0; n <= 70; n++) {
