@@ -793,6 +793,18 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         const cfq_vf hi = from == CFQ_FROM_INPUTS ? cfq_vf_load(cp->nudged_max + j) : one;
         cfq_vf seen = cfq_vf_set(0.0f);
         unsigned busy = 0, walk;
+        /* From inputs the pass-through lanes are the channels with min ==
+         * max == 0, the same for every row: a vector with one runs its rows
+         * with every test, and the loop below has no pass-through branch
+         * (with it, the 16-bit loops were not unrolled: ns per element at
+         * 1M, AVX-512, float16 0.225 -> 0.155, bfloat16 0.231 -> 0.174,
+         * float32 0.185 -> 0.179). */
+        if (from == CFQ_FROM_INPUTS && !one_pass && !cfq_vb_all(keep)) {
+            for (r = 0; r < rows; r++)
+                cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, j, lo, hi, keep, one,
+                                     dx, acc);
+            continue;
+        }
         for (r = 0; r < rows; r++) {
             const size_t at = (size_t)r * stride + j;
             if (from == CFQ_FROM_CODES) { /* bytes that are no region code */
@@ -805,7 +817,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
                 const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
                 const cfq_vb inside = cfq_vstep_inside(from, &s);
                 const cfq_vb pass = cfq_per_channel_pass(from, keep, &s);
-                if (cfq_vb_any(pass)) {
+                if (from != CFQ_FROM_INPUTS && cfq_vb_any(pass)) {
                     (void)cfq_vput_dx_passing(dt, dx, at, g, s.g, inside, one, pass);
                     busy |= 1u << r;
                 } else {
