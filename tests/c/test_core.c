@@ -277,6 +277,19 @@ static void test_fpenv_restored(void)
 #endif
 }
 
+/* Elementwise op 0 (vars forward, with codes where codes is not NULL), 1
+ * (args forward) or 2 (args gradient) on table k. */
+static void run_elementwise(const cfq_kernels *k, int op, const void *g, const void *x, size_t n,
+                            const cfq_params *p, void *out, unsigned char *codes)
+{
+    if (op == 0)
+        k->vars_forward(x, n, p, out, codes);
+    else if (op == 1)
+        k->args_forward(x, n, p, out, NULL);
+    else
+        k->args_grad(g, x, n, p, out);
+}
+
 /* Forward ops and the args gradient: each table against the scalar one, and
  * the scalar one against TF's formulas written out here. */
 static void test_family_case(size_t n, qcase q)
@@ -314,22 +327,11 @@ static void test_family_case(size_t n, qcase q)
           i < n ? (double)x[i] : 0.0, i < n ? bits_of(got[i]) : 0u, i < n ? bits_of(ref[i]) : 0u);
 
     for (op = 0; op < 3; op++) {
-        if (op == 0)
-            cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL);
-        else if (op == 1)
-            cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL);
-        else
-            cfq_kernels_scalar.args_grad(g, x, n, &p, ref);
+        run_elementwise(&cfq_kernels_scalar, op, g, x, n, &p, ref, NULL);
         for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
-            const cfq_kernels *k = table_of(isa);
             if (!table_runs(isa))
                 continue;
-            if (op == 0)
-                k->vars_forward(x, n, &p, got, NULL);
-            else if (op == 1)
-                k->args_forward(x, n, &p, got, NULL);
-            else
-                k->args_grad(g, x, n, &p, got);
+            run_elementwise(table_of(isa), op, g, x, n, &p, got, NULL);
             CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s op %d differs from scalar, n=%zu",
                   cfq_isa_name(isa), op, n);
         }
@@ -891,12 +893,7 @@ static void test_alignment(void)
                             for (i = 0; i < n * es; i++)
                                 src_g[i] = (unsigned char)rng_next();
                             p.dtype = ref_dt;
-                            if (op == 0)
-                                cfq_kernels_scalar.vars_forward(src_x, n, &p, ref, ref_codes);
-                            else if (op == 1)
-                                cfq_kernels_scalar.args_forward(src_x, n, &p, ref, NULL);
-                            else
-                                cfq_kernels_scalar.args_grad(src_g, src_x, n, &p, ref);
+                            run_elementwise(&cfq_kernels_scalar, op, src_g, src_x, n, &p, ref, ref_codes);
                             p.dtype = dts[d];
                             if (t == 2 && op < 2) /* the forward ops over x */
                                 x = out;
@@ -904,12 +901,7 @@ static void test_alignment(void)
                                 g = out;
                             memcpy(x, src_x, n * es);
                             memcpy(g, src_g, n * es);
-                            if (op == 0)
-                                kt->vars_forward(x, n, &p, out, codes);
-                            else if (op == 1)
-                                kt->args_forward(x, n, &p, out, NULL);
-                            else
-                                kt->args_grad(g, x, n, &p, out);
+                            run_elementwise(kt, op, g, x, n, &p, out, codes);
                             CHECK(memcmp(out, ref, n * es) == 0 && (op != 0 || memcmp(codes, ref_codes, n) == 0),
                                   "%s dtype %d op %d n=%zu output +%zu inputs %d differ", cfq_isa_name(isa),
                                   dts[d], op, n, shift, t);
