@@ -768,8 +768,8 @@ CFQ_INLINE void cfq_per_channel_step(int from, int dt, int stream, const void *g
  * cfq_per_channel_forward_rows); returns nonzero on a byte that is no
  * region code.  As the vars gradient's blocks (see cfq_grad_chunk), the R
  * steps of a channel vector first store dx as if every g were finite,
- * noting which steps are busy (some lane not inside, or passing g through)
- * and the largest exponent; then the busy ones (a few percent on typical
+ * noting which steps are busy (some lane not inside) and the largest
+ * exponent; then the busy ones (a few percent on typical
  * data) add their terms, loaded again from L1, or, after an Inf or NaN g,
  * the R steps run again with every test (cfq_per_channel_step).  ns per
  * element at 64K, AVX-512, [n/64, 64]: float32 0.155 -> 0.125, bfloat16
@@ -792,14 +792,23 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         const cfq_vf lo = from == CFQ_FROM_INPUTS ? cfq_vf_load(cp->nudged_min + j) : one;
         const cfq_vf hi = from == CFQ_FROM_INPUTS ? cfq_vf_load(cp->nudged_max + j) : one;
         cfq_vf seen = cfq_vf_set(0.0f);
+        cfq_vb passing = cfq_vb_not(keep); /* some row's pass-through lanes */
         unsigned busy = 0, walk;
-        /* From inputs the pass-through lanes are the channels with min ==
-         * max == 0, the same for every row: a vector with one runs its rows
-         * with every test, and the loop below has no pass-through branch
-         * (with it, the 16-bit loops were not unrolled: ns per element at
-         * 1M, AVX-512, float16 0.225 -> 0.155, bfloat16 0.231 -> 0.174,
-         * float32 0.185 -> 0.179). */
-        if (from == CFQ_FROM_INPUTS && !one_pass && !cfq_vb_all(keep)) {
+        if (from == CFQ_FROM_CODES) { /* lanes with code CFQ_REGION_PASS; bytes that are no region code */
+            passing = cfq_vb_none();
+            for (r = 0; r < rows; r++) {
+                const cfq_vi code = cfq_vi_load_codes(codes + (size_t)r * stride + j);
+                const cfq_vb pass = cfq_vi_eq(code, CFQ_REGION_PASS);
+                bad = cfq_vb_or(bad, cfq_vb_andnot(cfq_vi_gt(code, CFQ_REGION_NONE), pass));
+                passing = cfq_vb_or(passing, pass);
+            }
+        }
+        /* A vector with pass-through lanes in some row (a channel with min
+         * == max == 0) runs its rows with every test, so the loop below has
+         * no pass-through branch (with it, the 16-bit loops were not
+         * unrolled: ns per element at 1M, AVX-512, from inputs float16
+         * 0.225 -> 0.155, bfloat16 0.231 -> 0.174, float32 0.185 -> 0.179). */
+        if (one_pass || cfq_vb_any(passing)) {
             for (r = 0; r < rows; r++)
                 cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, j, lo, hi, keep, one,
                                      dx, acc);
@@ -807,28 +816,12 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         }
         for (r = 0; r < rows; r++) {
             const size_t at = (size_t)r * stride + j;
-            if (from == CFQ_FROM_CODES) { /* bytes that are no region code */
-                const cfq_vi code = cfq_vi_load_codes(codes + at);
-                bad = cfq_vb_or(bad, cfq_vb_andnot(cfq_vi_gt(code, CFQ_REGION_NONE), cfq_vi_eq(code, CFQ_REGION_PASS)));
-            }
-            if (one_pass) {
-                cfq_per_channel_step(from, dt, stream, g, x, codes, at, j, lo, hi, keep, one, dx, acc);
-            } else {
-                const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
-                const cfq_vb inside = cfq_vstep_inside(from, &s);
-                const cfq_vb pass = cfq_per_channel_pass(from, keep, &s);
-                if (from != CFQ_FROM_INPUTS && cfq_vb_any(pass)) {
-                    (void)cfq_vput_dx_passing(dt, dx, at, g, s.g, inside, one, pass);
-                    busy |= 1u << r;
-                } else {
-                    (void)cfq_vput_dx(dt, dx, at, g, s.g, inside, one, stream, 1);
-                    busy |= (unsigned)!cfq_vb_all(inside) << r;
-                }
-                seen = cfq_vf_exp_max(seen, s.g);
-            }
+            const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
+            const cfq_vb inside = cfq_vstep_inside(from, &s);
+            (void)cfq_vput_dx(dt, dx, at, g, s.g, inside, one, stream, 1);
+            busy |= (unsigned)!cfq_vb_all(inside) << r;
+            seen = cfq_vf_exp_max(seen, s.g);
         }
-        if (one_pass)
-            continue;
         if (cfq_vb_any(cfq_vf_nonfinite(seen))) { /* an Inf or NaN g: again, with every test */
             for (r = 0; r < rows; r++)
                 cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, j, lo, hi, keep, one,
@@ -838,7 +831,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
             const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
             const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
-            cfq_per_channel_terms(from, &s, cfq_per_channel_pass(from, keep, &s), one, j, acc);
+            cfq_per_channel_terms(from, &s, cfq_vb_none(), one, j, acc);
         }
     }
     return cfq_vb_any(bad);

@@ -350,6 +350,7 @@ static void test_pc_case(size_t rows, size_t m, int kind)
     const size_t n = rows * m;
     float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
     float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
+    unsigned char *codes = malloc(n + 1);
     float mins[CFQ_CHANNEL_BLOCK], maxs[CFQ_CHANNEL_BLOCK];
     static cfq_channel_params pp;
     static cfq_channel_sums ref_acc, got_acc;
@@ -399,9 +400,18 @@ static void test_pc_case(size_t rows, size_t m, int kind)
               cfq_isa_name(isa), rows, m, kind);
         CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu kind %d",
               cfq_isa_name(isa), rows, m, kind);
+        /* from the forward's region codes: the same bits and sums */
+        cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, codes);
+        memset(&got_acc, 0, sizeof got_acc);
+        CHECK(k->per_channel_region_grad(g, codes, rows, m, m, &pp, got, &got_acc) == 0,
+              "%s pc region grad flags a bad code rows=%zu m=%zu", cfq_isa_name(isa), rows, m);
+        memset(&ref_acc, 0, sizeof ref_acc);
+        cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0,
+              "%s pc region grad differs rows=%zu m=%zu kind %d", cfq_isa_name(isa), rows, m, kind);
     }
     cfq_fpenv_leave(&env);
-    free(x); free(g); free(ref); free(got);
+    free(x); free(g); free(ref); free(got); free(codes);
 }
 
 static void test_family(void)
