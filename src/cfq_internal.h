@@ -116,13 +116,26 @@ typedef struct cfq_channel_params {
     int dtype;
 } cfq_channel_params;
 
-/* Per-channel compensated sums: channel c adds one term per row, in row
- * order, on every ISA. */
+/* Rows per stretch of the per-channel sums over the last axis: channel c
+ * adds one term per row, in row order, in plain double over each stretch of
+ * 32 rows (rows [32k, 32k + 32) of the kernel call); at the stretch's end
+ * that partial goes into the channel's compensated sum with TwoSum, as a
+ * lane's block partial does (see CFQ_LANES): 32 terms each, so the same
+ * error bound, on every ISA.  TwoSum on every term, as before, cost the
+ * gradient on inputs half outside the range 4x the vars gradient's time
+ * (64K, AVX-512: 0.60 against 0.14 ns per element): each row's TwoSum
+ * waited on the last one's, through memory. */
+#define CFQ_ROW_STRETCH 32
+
+/* Per-channel sums: s + c the compensated sum of the finished stretches, p
+ * the open stretch's partial. */
 typedef struct cfq_channel_sums {
     double below_s[CFQ_CHANNEL_BLOCK];
     double below_c[CFQ_CHANNEL_BLOCK];
     double above_s[CFQ_CHANNEL_BLOCK];
     double above_c[CFQ_CHANNEL_BLOCK];
+    double below_p[CFQ_CHANNEL_BLOCK];
+    double above_p[CFQ_CHANNEL_BLOCK];
 } cfq_channel_sums;
 
 /* ---- The kernel table: one per ISA file ---------------------------------- */

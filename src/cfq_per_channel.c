@@ -115,6 +115,8 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
     memset(acc.below_c, 0, m * sizeof acc.below_c[0]);
     memset(acc.above_s, 0, m * sizeof acc.above_s[0]);
     memset(acc.above_c, 0, m * sizeof acc.above_c[0]);
+    memset(acc.below_p, 0, m * sizeof acc.below_p[0]);
+    memset(acc.above_p, 0, m * sizeof acc.above_p[0]);
     if (j->codes != NULL) {
         if (j->k->per_channel_region_grad(cfq_in(dt, j->g, c0), j->codes + c0, j->outer, j->channels, m,
                                           &cp, cfq_out(dt, j->out, c0), &acc))
@@ -123,6 +125,7 @@ static void cfq_per_channel_grad_block(void *ctx, size_t block)
         j->k->per_channel_grad(cfq_in(dt, j->g, c0), cfq_in(dt, j->x, c0), j->outer, j->channels, m, &cp,
                                cfq_out(dt, j->out, c0), &acc);
     }
+    cfq_channel_sums_flush(&acc, 0, m); /* the last stretch */
     for (c = 0; c < m; c++) {
         const cfq_sum below = {acc.below_s[c], acc.below_c[c]};
         const cfq_sum above = {acc.above_s[c], acc.above_c[c]};

@@ -333,11 +333,32 @@ CFQ_INLINE void cfq_per_channel_forward_row(int dt, const void *x, size_t j, siz
     }
 }
 
-/* A channel's sum terms: TwoSum on each, in row order. */
+/* A channel's sum terms into its partials, in row order (see
+ * CFQ_ROW_STRETCH).  As in cfq_lanes_add, a +-0 term is a no-op, so
+ * kernels may skip them. */
 static inline void cfq_channel_sums_add(cfq_channel_sums *acc, size_t j, double below, double above)
 {
-    cfq_twosum_add(&acc->below_s[j], &acc->below_c[j], below);
-    cfq_twosum_add(&acc->above_s[j], &acc->above_c[j], above);
+    acc->below_p[j] += below;
+    acc->above_p[j] += above;
+}
+
+/* The end of a stretch for channels [j, m): each partial into its
+ * channel's compensated sum, the partials start again from 0 (a 0 partial
+ * changes no sum, so a stretch with no terms may skip this). */
+static inline void cfq_channel_sums_flush(cfq_channel_sums *acc, size_t j, size_t m)
+{
+    for (; j < m; j++) {
+        cfq_twosum_add(&acc->below_s[j], &acc->below_c[j], acc->below_p[j]);
+        cfq_twosum_add(&acc->above_s[j], &acc->above_c[j], acc->above_p[j]);
+        acc->below_p[j] = 0.0;
+        acc->above_p[j] = 0.0;
+    }
+}
+
+/* Whether row r of a kernel call ends a stretch of the per-channel sums. */
+static inline int cfq_stretch_end(size_t r)
+{
+    return r % CFQ_ROW_STRETCH == CFQ_ROW_STRETCH - 1;
 }
 
 /* Channels [j, m) of one row of the per-channel gradient. */

@@ -107,9 +107,12 @@ CFQ_INLINE void cfq_per_channel_grad_of(int dt, const void *g, const void *x, si
                                         void *dx, cfq_channel_sums *acc)
 {
     size_t r;
-    for (r = 0; r < rows; r++)
+    for (r = 0; r < rows; r++) {
         cfq_per_channel_grad_row(dt, cfq_in(dt, g, r * stride), cfq_in(dt, x, r * stride), 0, m,
                                  cp, cfq_out(dt, dx, r * stride), acc);
+        if (cfq_stretch_end(r))
+            cfq_channel_sums_flush(acc, 0, m);
+    }
 }
 
 static void cfq_per_channel_grad(const void *g, const void *x, size_t rows, size_t stride,
@@ -130,9 +133,12 @@ CFQ_INLINE int cfq_per_channel_region_grad_of(int dt, const void *g, const unsig
 {
     size_t r;
     int bad = 0;
-    for (r = 0; r < rows; r++)
+    for (r = 0; r < rows; r++) {
         bad |= cfq_per_channel_region_grad_row(dt, cfq_in(dt, g, r * stride), region + r * stride, 0,
                                                m, cp, cfq_out(dt, dx, r * stride), acc);
+        if (cfq_stretch_end(r))
+            cfq_channel_sums_flush(acc, 0, m);
+    }
     return bad;
 }
 

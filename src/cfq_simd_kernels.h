@@ -128,15 +128,59 @@ CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
     for (k = 0; k < CFQ_DV; k++)
         cfq_vd_store(sums->p + k * CFQ_DW, a->p[k]);
 }
-/* CFQ_W terms into the (s, c) pairs of CFQ_W channels. */
-CFQ_INLINE void cfq_twosum_add_terms(double *s, double *c, cfq_vf terms)
+/* The open stretch's partials of CFQ_W channels (see cfq_channel_sums), in
+ * registers over a channel vector's rows: loaded and stored once per rows
+ * rather than per term, a chain through memory (64K, AVX-512, float32,
+ * against TwoSum per term: 0.96-1.00 of its time in memory, 0.91-0.98 in
+ * registers on typical data). */
+typedef struct cfq_vpartials {
+    cfq_vd below[CFQ_W / CFQ_DW], above[CFQ_W / CFQ_DW];
+} cfq_vpartials;
+
+CFQ_INLINE cfq_vpartials cfq_vpartials_load(const cfq_channel_sums *acc, size_t j)
+{
+    cfq_vpartials p;
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
+        p.below[k] = cfq_vd_load(acc->below_p + j + k * CFQ_DW);
+        p.above[k] = cfq_vd_load(acc->above_p + j + k * CFQ_DW);
+    }
+    return p;
+}
+CFQ_INLINE void cfq_vpartials_store(cfq_channel_sums *acc, size_t j, const cfq_vpartials *p)
 {
     int k;
     for (k = 0; k < CFQ_W / CFQ_DW; k++) {
-        cfq_vd sk = cfq_vd_load(s + k * CFQ_DW), ck = cfq_vd_load(c + k * CFQ_DW);
-        cfq_vd_twosum(&sk, &ck, cfq_vd_of(terms, k));
-        cfq_vd_store(s + k * CFQ_DW, sk);
-        cfq_vd_store(c + k * CFQ_DW, ck);
+        cfq_vd_store(acc->below_p + j + k * CFQ_DW, p->below[k]);
+        cfq_vd_store(acc->above_p + j + k * CFQ_DW, p->above[k]);
+    }
+}
+/* A row's terms of the CFQ_W channels into their partials. */
+CFQ_INLINE void cfq_vpartials_add(cfq_vpartials *p, cfq_vf below, cfq_vf above)
+{
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
+        p->below[k] = cfq_vd_add(p->below[k], cfq_vd_of(below, k));
+        p->above[k] = cfq_vd_add(p->above[k], cfq_vd_of(above, k));
+    }
+}
+
+/* cfq_channel_sums_flush() of channels [0, m), m a multiple of CFQ_DW. */
+CFQ_INLINE void cfq_vchannel_sums_flush(cfq_channel_sums *acc, size_t m)
+{
+    size_t j;
+    for (j = 0; j < m; j += CFQ_DW) {
+        cfq_vd s = cfq_vd_load(acc->below_s + j), c = cfq_vd_load(acc->below_c + j);
+        cfq_vd_twosum(&s, &c, cfq_vd_load(acc->below_p + j));
+        cfq_vd_store(acc->below_s + j, s);
+        cfq_vd_store(acc->below_c + j, c);
+        cfq_vd_store(acc->below_p + j, cfq_vd_zero());
+        s = cfq_vd_load(acc->above_s + j);
+        c = cfq_vd_load(acc->above_c + j);
+        cfq_vd_twosum(&s, &c, cfq_vd_load(acc->above_p + j));
+        cfq_vd_store(acc->above_s + j, s);
+        cfq_vd_store(acc->above_c + j, c);
+        cfq_vd_store(acc->above_p + j, cfq_vd_zero());
     }
 }
 
@@ -730,13 +774,11 @@ CFQ_INLINE void cfq_per_channel_forward_of(int dt, const void *x, size_t rows, s
 
 /* A step's sum terms into channels [j, j + W): g * (below ? 1 : 0) and
  * g * (above ? 1 : 0) as TF forms them, none in pass-through lanes. */
-CFQ_INLINE void cfq_per_channel_terms(int from, const cfq_vstep *s, cfq_vb pass, cfq_vf one, size_t j,
-                                      cfq_channel_sums *acc)
+CFQ_INLINE void cfq_per_channel_terms(int from, const cfq_vstep *s, cfq_vb pass, cfq_vf one,
+                                      cfq_vpartials *p)
 {
-    cfq_twosum_add_terms(acc->below_s + j, acc->below_c + j,
-                         cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_below(from, s), one))));
-    cfq_twosum_add_terms(acc->above_s + j, acc->above_c + j,
-                         cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_above(from, s), one))));
+    cfq_vpartials_add(p, cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_below(from, s), one))),
+                      cfq_vf_andnot(pass, cfq_vf_mul(s->g, cfq_vf_and(cfq_vstep_above(from, s), one))));
 }
 
 /* The lanes that pass g through: channels with min == max == 0 (keep
@@ -750,8 +792,8 @@ CFQ_INLINE cfq_vb cfq_per_channel_pass(int from, cfq_vb keep, const cfq_vstep *s
  * lanes g's bits), then its terms if some lane that is no pass-through lane
  * is outside or (stored as the product) has a non-finite g. */
 CFQ_INLINE void cfq_per_channel_step(int from, int dt, int stream, const void *g, const void *x,
-                                     const unsigned char *codes, size_t at, size_t j, cfq_vf lo, cfq_vf hi,
-                                     cfq_vb keep, cfq_vf one, void *dx, cfq_channel_sums *acc)
+                                     const unsigned char *codes, size_t at, cfq_vf lo, cfq_vf hi,
+                                     cfq_vb keep, cfq_vf one, void *dx, cfq_vpartials *p)
 {
     const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
     const cfq_vb inside = cfq_vstep_inside(from, &s);
@@ -760,7 +802,19 @@ CFQ_INLINE void cfq_per_channel_step(int from, int dt, int stream, const void *g
                                          : cfq_vput_dx(dt, dx, at, g, s.g, inside, one, stream, 0);
     const cfq_vb quiet = product ? cfq_vb_andnot(inside, cfq_vf_nonfinite(s.g)) : inside;
     if (cfq_vb_any(cfq_vb_andnot(cfq_vb_not(pass), quiet)))
-        cfq_per_channel_terms(from, &s, pass, one, j, acc);
+        cfq_per_channel_terms(from, &s, pass, one, p);
+}
+
+/* Rows [0, R) of channels [j, j + W), each step with every test. */
+CFQ_INLINE void cfq_per_channel_steps(int from, int dt, int rows, int stream, const void *g, const void *x,
+                                      const unsigned char *codes, size_t stride, size_t j, cfq_vf lo, cfq_vf hi,
+                                      cfq_vb keep, cfq_vf one, void *dx, cfq_channel_sums *acc)
+{
+    cfq_vpartials p = cfq_vpartials_load(acc, j);
+    int r;
+    for (r = 0; r < rows; r++)
+        cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, lo, hi, keep, one, dx, &p);
+    cfq_vpartials_store(acc, j, &p);
 }
 
 /* Rows [0, R) of the per-channel gradient from inputs or from region
@@ -774,9 +828,10 @@ CFQ_INLINE void cfq_per_channel_step(int from, int dt, int stream, const void *g
  * the R steps run again with every test (cfq_per_channel_step).  ns per
  * element at 64K, AVX-512, [n/64, 64]: float32 0.155 -> 0.125, bfloat16
  * 0.162 -> 0.154, float16 0.153 -> 0.151 (0.09 with no terms at all: the
- * rest is the TwoSum of each busy step's terms).  In place (one_pass) a
- * second look would read outputs: every step is then cfq_per_channel_step.
- * stream and one_pass are literals. */
+ * rest was the TwoSum of each busy step's terms; terms now go to the
+ * stretch's partials, see cfq_vpartials).  In place (one_pass) a second look
+ * would read outputs: every step is then cfq_per_channel_step.  stream and
+ * one_pass are literals. */
 CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream, int one_pass,
                                          const void *g, const void *x, const unsigned char *codes,
                                          size_t stride, size_t m, const cfq_channel_params *cp, void *dx,
@@ -809,9 +864,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
          * unrolled: ns per element at 1M, AVX-512, from inputs float16
          * 0.225 -> 0.155, bfloat16 0.231 -> 0.174, float32 0.185 -> 0.179). */
         if (one_pass || cfq_vb_any(passing)) {
-            for (r = 0; r < rows; r++)
-                cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, j, lo, hi, keep, one,
-                                     dx, acc);
+            cfq_per_channel_steps(from, dt, rows, stream, g, x, codes, stride, j, lo, hi, keep, one, dx, acc);
             continue;
         }
         for (r = 0; r < rows; r++) {
@@ -823,15 +876,17 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
             seen = cfq_vf_exp_max(seen, s.g);
         }
         if (cfq_vb_any(cfq_vf_nonfinite(seen))) { /* an Inf or NaN g: again, with every test */
-            for (r = 0; r < rows; r++)
-                cfq_per_channel_step(from, dt, stream, g, x, codes, (size_t)r * stride + j, j, lo, hi, keep, one,
-                                     dx, acc);
+            cfq_per_channel_steps(from, dt, rows, stream, g, x, codes, stride, j, lo, hi, keep, one, dx, acc);
             continue;
         }
-        for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
-            const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
-            const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
-            cfq_per_channel_terms(from, &s, cfq_vb_none(), one, j, acc);
+        if (busy != 0) {
+            cfq_vpartials p = cfq_vpartials_load(acc, j);
+            for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
+                const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
+                const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
+                cfq_per_channel_terms(from, &s, cfq_vb_none(), one, &p);
+            }
+            cfq_vpartials_store(acc, j, &p);
         }
     }
     return cfq_vb_any(bad);
@@ -844,18 +899,25 @@ CFQ_INLINE int cfq_per_channel_grad_body(int from, int dt, int stream, int one_p
                                          size_t stride, size_t m, const cfq_channel_params *cp, void *dx,
                                          cfq_channel_sums *acc)
 {
+    const size_t vm = m - m % CFQ_W;
     size_t r = 0;
     int bad = 0;
-    for (; r + 4 <= rows; r += 4)
+    for (; r + 4 <= rows; r += 4) { /* 4 divides CFQ_ROW_STRETCH: stretches end after a group */
         bad |= cfq_per_channel_grad_rows(from, dt, 4, stream, one_pass, cfq_in(dt, g, r * stride),
                                          from == CFQ_FROM_INPUTS ? cfq_in(dt, x, r * stride) : NULL,
                                          from == CFQ_FROM_CODES ? codes + r * stride : NULL, stride, m, cp,
                                          cfq_out(dt, dx, r * stride), acc);
-    for (; r < rows; r++)
+        if (cfq_stretch_end(r + 3))
+            cfq_vchannel_sums_flush(acc, vm);
+    }
+    for (; r < rows; r++) {
         bad |= cfq_per_channel_grad_rows(from, dt, 1, stream, one_pass, cfq_in(dt, g, r * stride),
                                          from == CFQ_FROM_INPUTS ? cfq_in(dt, x, r * stride) : NULL,
                                          from == CFQ_FROM_CODES ? codes + r * stride : NULL, stride, m, cp,
                                          cfq_out(dt, dx, r * stride), acc);
+        if (cfq_stretch_end(r))
+            cfq_vchannel_sums_flush(acc, vm);
+    }
     if (stream)
         cfq_vfence();
     return bad;
@@ -885,6 +947,8 @@ CFQ_INLINE int cfq_per_channel_grad_of(int from, int dt, const void *g, const vo
         else
             bad |= cfq_per_channel_region_grad_row(dt, cfq_in(dt, g, r * stride), codes + r * stride, tail, m,
                                                    cp, cfq_out(dt, dx, r * stride), acc);
+        if (cfq_stretch_end(r))
+            cfq_channel_sums_flush(acc, tail, m);
     }
     return bad;
 }

@@ -9,7 +9,8 @@ from hypothesis.extra import numpy as hnp
 
 import cfq
 import model
-from support import assert_bits_equal, assert_sum_as_documented, bit_widths, floats32, rnd, shared_among_paths
+from support import (assert_bits_equal, assert_sum_as_documented, bit_widths, floats32, rnd, row_stretches_exact,
+                     shared_among_paths)
 
 vpc = cfq.fake_quant_with_min_max_vars_per_channel
 vpcg = cfq.fake_quant_with_min_max_vars_per_channel_gradient
@@ -44,7 +45,7 @@ def test_per_channel_matches_model(isa, case, nb, narrow):
         assert got_s.shape == want.shape
         np.testing.assert_array_equal(np.isnan(got_s), np.isnan(want))
     # Each channel's sums as documented (cfq's lane-block partials run over
-    # a channel's contiguous runs; over the last axis each term gets TwoSum).
+    # a channel's contiguous runs; over the last axis, stretches of 32 rows).
     shape = np.shape(x)
     ax = axis % len(shape)
     outer, inner = int(np.prod(shape[:ax])), int(np.prod(shape[ax + 1:]))
@@ -52,8 +53,10 @@ def test_per_channel_matches_model(isa, case, nb, narrow):
         _, below, above = model.vars_grad_terms(np.take(g, c, axis=ax), np.take(x, c, axis=ax),
                                                 mins[c], maxs[c], nb, narrow)
         for got_s, want, terms in ((r.backprop_wrt_min, dmin, below), (r.backprop_wrt_max, dmax, above)):
-            runs = ([terms] if shape[ax] == 1 else [] if inner == 1
-                    else list(np.reshape(terms, (outer, inner))))
+            if shape[ax] > 1 and inner == 1:
+                assert_sum_as_documented(got_s[c], want[c], terms, exact=row_stretches_exact(terms))
+                continue
+            runs = [terms] if shape[ax] == 1 else list(np.reshape(terms, (outer, inner)))
             assert_sum_as_documented(got_s[c], want[c], terms, runs)
 
 
@@ -88,6 +91,23 @@ def test_per_channel_axis_without_transposing_view():
     xt = x.transpose(2, 0, 1)  # a view, channels now on the last axis
     got = cfq.fake_quant_with_min_max_vars_per_channel(xt, mins, maxs)
     assert_bits_equal(got, model.per_channel(xt, mins, maxs))
+
+
+def test_last_axis_sums_in_stretches_of_32_rows(isa):
+    # Over the last axis a channel's terms add in plain double over rows
+    # [32k, 32k + 32), each stretch then with TwoSum (README, sums): a 1
+    # in another stretch than 3e38 and -3e38 survives; in the same stretch
+    # as 3e38, cancelled in a later one, it is lost (the documented exception).
+    rows, m = 101, 4
+    x = np.full((rows, m), -5.0, np.float32)  # every input below the range: every g is a term of dmin
+    g = np.zeros((rows, m), np.float32)
+    g[[0, 40, 64], 0] = [3e38, 1.0, -3e38]  # three stretches
+    g[[0, 1, 64], 1] = [3e38, 1.0, -3e38]  # the 1 shares row 0's stretch
+    g[[31, 32, 64], 2] = [1.0, 3e38, -3e38]  # rows 31 and 32: two stretches
+    g[[32, 63, 64], 3] = [3e38, 1.0, -3e38]  # rows 32 and 63: one stretch
+    r = cfq.fake_quant_with_min_max_vars_per_channel_gradient(g, x, [-1.0] * m, [1.0] * m, isa=isa)
+    assert r.backprop_wrt_min.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert not r.backprop_wrt_max.any()
 
 
 def test_odd_valid_calls():

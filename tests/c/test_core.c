@@ -432,6 +432,8 @@ static void test_family(void)
         test_pc_case(13, ms[k], 2);
         test_pc_case(64, ms[k], 1);
         test_pc_case(64, ms[k], 2);
+        test_pc_case(71, ms[k], 1); /* stretches of the sums end at rows 31 and 63, then 3 single rows */
+        test_pc_case(71, ms[k], 2);
     }
 }
 

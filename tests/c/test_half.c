@@ -89,9 +89,13 @@ static int same_sum(double a, double b)
     return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
 }
 
-static int same_channel_sums(const cfq_channel_sums *a, const cfq_channel_sums *b, size_t m)
+/* The sums' results, after the last stretch's partials (as cfq_per_channel.c
+ * finishes them). */
+static int same_channel_sums(cfq_channel_sums *a, cfq_channel_sums *b, size_t m)
 {
     size_t j;
+    cfq_channel_sums_flush(a, 0, m);
+    cfq_channel_sums_flush(b, 0, m);
     for (j = 0; j < m; j++) {
         const cfq_sum ab = {a->below_s[j], a->below_c[j]}, bb = {b->below_s[j], b->below_c[j]};
         const cfq_sum aa = {a->above_s[j], a->above_c[j]}, ba = {b->above_s[j], b->above_c[j]};
