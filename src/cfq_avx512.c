@@ -200,6 +200,12 @@ CFQ_INLINE void cfq_vd_add_where(cfq_vd *p, cfq_vb f, cfq_vf g)
     p[0] = _mm512_mask_add_pd(p[0], (__mmask8)f, p[0], cfq_vd_of(g, 0));
     p[0] = _mm512_mask_add_pd(p[0], (__mmask8)(f >> 8), p[0], cfq_vd_of(g, 1));
 }
+/* p + d where lanes [8k, 8k + 8) of f are set, p elsewhere. */
+#define CFQ_VD_ADD_WHERE_AT 1
+CFQ_INLINE cfq_vd cfq_vd_add_where_at(cfq_vd p, cfq_vb f, int k, cfq_vd d)
+{
+    return _mm512_mask_add_pd(p, (__mmask8)(f >> (8 * k)), p, d);
+}
 /* The partials into the sums: one vector of 8 lanes, whose errors of lanes
  * 0-3, then of 4-7, go to the 4 error lanes. */
 #define CFQ_VD_BLOCK_END 1

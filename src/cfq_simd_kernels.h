@@ -155,6 +155,23 @@ CFQ_INLINE void cfq_vpartials_store(cfq_channel_sums *acc, size_t j, const cfq_v
         cfq_vd_store(acc->above_p + j + k * CFQ_DW, p->above[k]);
     }
 }
+/* A row's terms where g is finite and no lane passes g through: g where
+ * the flag is set (see cfq_vlanes_add_where), converted once for both sums
+ * where the file has cfq_vd_add_where_at. */
+CFQ_INLINE void cfq_vpartials_add_where(cfq_vpartials *p, cfq_vb below, cfq_vb above, cfq_vf g)
+{
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
+#ifdef CFQ_VD_ADD_WHERE_AT
+        const cfq_vd d = cfq_vd_of(g, k);
+        p->below[k] = cfq_vd_add_where_at(p->below[k], below, k, d);
+        p->above[k] = cfq_vd_add_where_at(p->above[k], above, k, d);
+#else
+        p->below[k] = cfq_vd_add(p->below[k], cfq_vd_of(cfq_vf_and(below, g), k));
+        p->above[k] = cfq_vd_add(p->above[k], cfq_vd_of(cfq_vf_and(above, g), k));
+#endif
+    }
+}
 /* A row's terms of the CFQ_W channels into their partials. */
 CFQ_INLINE void cfq_vpartials_add(cfq_vpartials *p, cfq_vf below, cfq_vf above)
 {
@@ -884,7 +901,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
             for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
                 const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
                 const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
-                cfq_per_channel_terms(from, &s, cfq_vb_none(), one, &p);
+                cfq_vpartials_add_where(&p, cfq_vstep_below(from, &s), cfq_vstep_above(from, &s), s.g);
             }
             cfq_vpartials_store(acc, j, &p);
         }
