@@ -123,8 +123,8 @@ typedef struct cfq_channel_params {
  * lane's block partial does (see CFQ_LANES): 32 terms each, so the same
  * error bound, on every ISA.  TwoSum on every term, as before, cost the
  * gradient on inputs half outside the range 4x the vars gradient's time
- * (64K, AVX-512: 0.60 against 0.14 ns per element): each row's TwoSum
- * waited on the last one's, through memory. */
+ * (64K, AVX-512: 0.60 against 0.14 ns per element; now 0.22): each row's
+ * TwoSum waited on the last one's, through memory. */
 #define CFQ_ROW_STRETCH 32
 
 /* Per-channel sums: s + c the compensated sum of the finished stretches, p

@@ -129,10 +129,10 @@ CFQ_INLINE void cfq_vlanes_store(cfq_lanes *sums, const cfq_vlanes *a)
         cfq_vd_store(sums->p + k * CFQ_DW, a->p[k]);
 }
 /* The open stretch's partials of CFQ_W channels (see cfq_channel_sums), in
- * registers over a channel vector's rows: loaded and stored once per rows
- * rather than per term, a chain through memory (64K, AVX-512, float32,
- * against TwoSum per term: 0.96-1.00 of its time in memory, 0.91-0.98 in
- * registers on typical data). */
+ * registers over a group of rows: loaded and stored once per group rather
+ * than per term, which chains the terms through memory (64K, AVX-512,
+ * float32, typical data, against TwoSum per term: 0.96-1.00 of its time
+ * with the partials in memory, 0.91-0.98 in registers). */
 typedef struct cfq_vpartials {
     cfq_vd below[CFQ_W / CFQ_DW], above[CFQ_W / CFQ_DW];
 } cfq_vpartials;
