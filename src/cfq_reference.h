@@ -48,18 +48,12 @@ static inline void cfq_lanes_add(cfq_lanes *a, size_t i, double v)
     }
 }
 
-/* Lanes to one double, in a fixed order: the open block's partials first. */
-static inline double cfq_lanes_total(const cfq_lanes *a)
+/* The lanes' compensated sums (their open partials already added) to one
+ * double, in lane order. */
+static inline double cfq_lanes_fold(const double ls[CFQ_LANES], const double lc[CFQ_ERR_LANES])
 {
-    double ls[CFQ_LANES], lc[CFQ_ERR_LANES];
     double s = 0.0, c = 0.0;
     int l;
-    for (l = 0; l < CFQ_ERR_LANES; l++)
-        lc[l] = a->c[l];
-    for (l = 0; l < CFQ_LANES; l++) {
-        ls[l] = a->s[l];
-        cfq_twosum_add(&ls[l], &lc[l % CFQ_ERR_LANES], a->p[l]);
-    }
     for (l = 0; l < CFQ_LANES; l++)
         cfq_twosum_add(&s, &c, ls[l]);
     if (!isfinite(s))
@@ -67,6 +61,21 @@ static inline double cfq_lanes_total(const cfq_lanes *a)
     for (l = 0; l < CFQ_ERR_LANES; l++)
         c += lc[l];
     return s + c;
+}
+
+/* Lanes to one double, in a fixed order: the open block's partials first
+ * (as at a sum block's end), then cfq_lanes_fold(). */
+static inline double cfq_lanes_total(const cfq_lanes *a)
+{
+    double ls[CFQ_LANES], lc[CFQ_ERR_LANES];
+    int l;
+    for (l = 0; l < CFQ_ERR_LANES; l++)
+        lc[l] = a->c[l];
+    for (l = 0; l < CFQ_LANES; l++) {
+        ls[l] = a->s[l];
+        cfq_twosum_add(&ls[l], &lc[l % CFQ_ERR_LANES], a->p[l]);
+    }
+    return cfq_lanes_fold(ls, lc);
 }
 
 /* ---- Element types: conversions written out -------------------------- */
