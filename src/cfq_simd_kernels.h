@@ -167,23 +167,6 @@ CFQ_INLINE void cfq_vpartials_store(cfq_channel_sums *acc, size_t j, const cfq_v
         cfq_vd_store(acc->above_p + j + k * CFQ_DW, p->above[k]);
     }
 }
-/* A row's terms where g is finite and no lane passes g through: g where
- * the flag is set (see cfq_vlanes_add_where), converted once for both sums
- * where the file has cfq_vd_add_where_at. */
-CFQ_INLINE void cfq_vpartials_add_where(cfq_vpartials *p, cfq_vb below, cfq_vb above, cfq_vf g)
-{
-    int k;
-    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
-#ifdef CFQ_VD_ADD_WHERE_AT
-        const cfq_vd d = cfq_vd_of(g, k);
-        p->below[k] = cfq_vd_add_where_at(p->below[k], below, k, d);
-        p->above[k] = cfq_vd_add_where_at(p->above[k], above, k, d);
-#else
-        p->below[k] = cfq_vd_add(p->below[k], cfq_vd_of(cfq_vf_and(below, g), k));
-        p->above[k] = cfq_vd_add(p->above[k], cfq_vd_of(cfq_vf_and(above, g), k));
-#endif
-    }
-}
 /* A row's terms of the CFQ_W channels into their partials. */
 CFQ_INLINE void cfq_vpartials_add(cfq_vpartials *p, cfq_vf below, cfq_vf above)
 {
@@ -193,24 +176,40 @@ CFQ_INLINE void cfq_vpartials_add(cfq_vpartials *p, cfq_vf below, cfq_vf above)
         p->above[k] = cfq_vd_add(p->above[k], cfq_vd_of(above, k));
     }
 }
+/* A row's terms where g is finite and no lane passes g through: g where
+ * the flag is set (see cfq_vlanes_add_where), converted once for both sums
+ * where the file has cfq_vd_add_where_at. */
+CFQ_INLINE void cfq_vpartials_add_where(cfq_vpartials *p, cfq_vb below, cfq_vb above, cfq_vf g)
+{
+#ifdef CFQ_VD_ADD_WHERE_AT
+    int k;
+    for (k = 0; k < CFQ_W / CFQ_DW; k++) {
+        const cfq_vd d = cfq_vd_of(g, k);
+        p->below[k] = cfq_vd_add_where_at(p->below[k], below, k, d);
+        p->above[k] = cfq_vd_add_where_at(p->above[k], above, k, d);
+    }
+#else
+    cfq_vpartials_add(p, cfq_vf_and(below, g), cfq_vf_and(above, g));
+#endif
+}
 
-/* cfq_channel_sums_flush() of channels [0, m), m a multiple of CFQ_DW. */
-CFQ_INLINE void cfq_vchannel_sums_flush(cfq_channel_sums *acc, size_t m)
+/* The partials p of one sum's channels [0, m) into (s, c), p back to 0. */
+CFQ_INLINE void cfq_vd_flush(double *s, double *c, double *p, size_t m)
 {
     size_t j;
     for (j = 0; j < m; j += CFQ_DW) {
-        cfq_vd s = cfq_vd_load(acc->below_s + j), c = cfq_vd_load(acc->below_c + j);
-        cfq_vd_twosum(&s, &c, cfq_vd_load(acc->below_p + j));
-        cfq_vd_store(acc->below_s + j, s);
-        cfq_vd_store(acc->below_c + j, c);
-        cfq_vd_store(acc->below_p + j, cfq_vd_zero());
-        s = cfq_vd_load(acc->above_s + j);
-        c = cfq_vd_load(acc->above_c + j);
-        cfq_vd_twosum(&s, &c, cfq_vd_load(acc->above_p + j));
-        cfq_vd_store(acc->above_s + j, s);
-        cfq_vd_store(acc->above_c + j, c);
-        cfq_vd_store(acc->above_p + j, cfq_vd_zero());
+        cfq_vd sj = cfq_vd_load(s + j), cj = cfq_vd_load(c + j);
+        cfq_vd_twosum(&sj, &cj, cfq_vd_load(p + j));
+        cfq_vd_store(s + j, sj);
+        cfq_vd_store(c + j, cj);
+        cfq_vd_store(p + j, cfq_vd_zero());
     }
+}
+/* cfq_channel_sums_flush() of channels [0, m), m a multiple of CFQ_DW. */
+CFQ_INLINE void cfq_vchannel_sums_flush(cfq_channel_sums *acc, size_t m)
+{
+    cfq_vd_flush(acc->below_s, acc->below_c, acc->below_p, m);
+    cfq_vd_flush(acc->above_s, acc->above_c, acc->above_p, m);
 }
 
 
@@ -943,7 +942,7 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
         if (fused) {
             cfq_vpartials_store(acc, j, &p);
         } else if (busy != 0) {
-            cfq_vpartials p = cfq_vpartials_load(acc, j);
+            p = cfq_vpartials_load(acc, j);
             for (walk = busy; walk != 0; walk &= walk - 1) { /* the busy steps, in row order */
                 const size_t at = (size_t)cfq_lowest_bit8[walk] * stride + j;
                 const cfq_vstep s = cfq_vstep_load(from, dt, g, x, codes, at, lo, hi);
