@@ -71,6 +71,18 @@ CFQ_INLINE cfq_vh cfq_vh_keep(int dt, cfq_vb keep, cfq_vh h)
         keep = (cfq_vb)(keep & _mm256_test_epi16_mask(h, _mm256_set1_epi16(0x7f80)));
     return _mm256_mask_mov_epi16(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)), keep, h);
 }
+#define CFQ_VH_KEYS 1
+CFQ_INLINE cfq_vh cfq_vh_set(int v) { return _mm256_set1_epi16((short)v); }
+/* Lanes whose key (see cfq_params.key_lo) is in [lo, hi]. */
+CFQ_INLINE cfq_vb cfq_vh_keys_in(cfq_vh h, cfq_vh lo, cfq_vh hi)
+{
+    const __m256i key = _mm256_xor_si256(h, _mm256_and_si256(_mm256_srai_epi16(h, 15), _mm256_set1_epi16(0x7fff)));
+    return (cfq_vb)(_mm256_cmpge_epi16_mask(key, lo) & _mm256_cmple_epi16_mask(key, hi));
+}
+CFQ_INLINE cfq_vh cfq_vh_magnitude_max(cfq_vh acc, cfq_vh h)
+{
+    return _mm256_max_epu16(acc, _mm256_and_si256(h, _mm256_set1_epi16(0x7fff)));
+}
 CFQ_INLINE void cfq_vf_store_f16(uint16_t *p, cfq_vf v, int stream)
 {
     cfq_vh_put(p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT), stream);

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cfq_internal.h"
+#include "cfq_reference.h"
 
 const char *cfq_version(void)
 {
@@ -71,6 +71,66 @@ void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_p
     p->zero = 0.0f;
     p->stream = 0;
     p->dtype = CFQ_FLOAT32;
+    p->keyed = 0;
+    p->key_lo = p->key_hi = 0;
+}
+
+/* A 16-bit pattern's key: the pattern itself with the sign bit clear, -1
+ * minus its magnitude with it set.  Keys, as signed integers, are in the
+ * order of the values: -0 just below +0, the NaNs beyond the infinities. */
+static int cfq_key_of(uint16_t b)
+{
+    return (b & 0x8000u) ? -1 - (int)(b & 0x7fffu) : (int)b;
+}
+
+/* up(k) of the key search: x >= bound for below, else !(x <= bound); x
+ * the key's value as the kernels' float compares see it. */
+static int cfq_key_up(int dt, int k, float bound, int below)
+{
+    const uint16_t b = (uint16_t)(k < 0 ? 0x8000u | (unsigned)(-1 - k) : (unsigned)k);
+    const float x = dt == CFQ_FLOAT16 ? cfq_f16_to_f32(b) : cfq_bf16_to_f32(b);
+    return below ? x >= bound : !(x <= bound);
+}
+
+/* The first key in [first, last] (the non-NaN values) where up holds, last
+ * + 1 if none; up is false then true along those keys.  A gallop from the
+ * key of the bound rounded to the type, then a bisection: 2 or 3 tests
+ * mostly, 16 where bfloat16's subnormals all compare as 0. */
+static int cfq_key_search(int dt, float bound, int below, int first, int last)
+{
+    int guess = cfq_key_of(dt == CFQ_FLOAT16 ? cfq_f32_to_f16(bound) : cfq_f32_to_bf16(bound));
+    int lo, hi, step = 1; /* up(lo) false, up(hi) true, for lo and hi in range */
+    guess = guess < first ? first : guess > last ? last : guess;
+    if (cfq_key_up(dt, guess, bound, below)) {
+        for (hi = guess; hi - step >= first && cfq_key_up(dt, hi - step, bound, below); step *= 2)
+            hi -= step;
+        lo = hi - step < first ? first - 1 : hi - step;
+    } else {
+        for (lo = guess; lo + step <= last && !cfq_key_up(dt, lo + step, bound, below); step *= 2)
+            lo += step;
+        hi = lo + step > last ? last + 1 : lo + step;
+    }
+    while (hi - lo > 1) {
+        const int mid = lo + (hi - lo) / 2;
+        if (cfq_key_up(dt, mid, bound, below))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* The keys of [nudged_min, nudged_max] found by testing values with the
+ * kernels' own compares, so every effect of the FP environment on them
+ * (bfloat16 subnormals compare as 0 under DAZ) is in the keys. */
+void cfq_params_keys(cfq_params *p)
+{
+    const int inf = p->dtype == CFQ_FLOAT16 ? 0x7c00 : 0x7f80; /* the key of +Inf */
+    p->keyed = p->dtype != CFQ_FLOAT32;
+    if (!p->keyed)
+        return;
+    p->key_lo = cfq_key_search(p->dtype, p->nudged_min, 1, -1 - inf, inf);
+    p->key_hi = cfq_key_search(p->dtype, p->nudged_max, 0, -1 - inf, inf) - 1;
 }
 
 /* Checks shared by every op taking (min, max, num_bits, narrow_range); fills

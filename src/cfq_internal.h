@@ -78,6 +78,15 @@ typedef struct cfq_params {
      * with non-temporal stores. */
     int stream;
     int dtype; /* of the gradients, inputs and outputs */
+    /* 16-bit types, once cfq_params_keys() has run (keyed): the inputs x
+     * with nudged_min <= x <= nudged_max, compared as floats in the flushed
+     * FP environment, are those whose key lies in [key_lo, key_hi], so a
+     * kernel can test the words without converting them.  The key of bits
+     * b: b with the sign bit clear, -1 - (b & 0x7fff) with it set; as
+     * signed 16-bit integers, keys are in the values' order (-0 just below
+     * +0, the NaNs beyond the infinities). */
+    int keyed;
+    int key_lo, key_hi;
 } cfq_params;
 
 /* Sums of float terms: p holds each lane's partial of the current block,
@@ -233,6 +242,9 @@ CFQ_HIDDEN int cfq_params_check_make(float min, float max, int num_bits, int nar
 /* TF's nudge into *p without checks (for values already checked). */
 CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_range,
                                 cfq_params *p);
+/* p->key_lo and p->key_hi for p->dtype (keyed set; nothing for float32),
+ * from p's nudged range; must run inside cfq_fpenv_enter(). */
+CFQ_HIDDEN void cfq_params_keys(cfq_params *p);
 /* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
  * reference every table's channel_nudge matches. */
 CFQ_HIDDEN void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,

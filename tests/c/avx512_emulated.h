@@ -69,10 +69,22 @@ static inline __mmask16 cfq_emulated_test_epi16_mask(__m256i a, __m256i b)
 {
     return (__mmask16)~cfq_emulated_words_mask(_mm256_cmpeq_epi16(_mm256_and_si256(a, b), _mm256_setzero_si256()));
 }
+static inline __mmask16 cfq_emulated_cmpge_epi16_mask(__m256i a, __m256i b)
+{
+    return (__mmask16)~cfq_emulated_words_mask(_mm256_cmpgt_epi16(b, a));
+}
+static inline __mmask16 cfq_emulated_cmple_epi16_mask(__m256i a, __m256i b)
+{
+    return (__mmask16)~cfq_emulated_words_mask(_mm256_cmpgt_epi16(a, b));
+}
 #undef _mm256_cmpeq_epi16_mask
 #undef _mm256_test_epi16_mask
+#undef _mm256_cmpge_epi16_mask
+#undef _mm256_cmple_epi16_mask
 #define _mm256_cmpeq_epi16_mask cfq_emulated_cmpeq_epi16_mask
 #define _mm256_test_epi16_mask cfq_emulated_test_epi16_mask
+#define _mm256_cmpge_epi16_mask cfq_emulated_cmpge_epi16_mask
+#define _mm256_cmple_epi16_mask cfq_emulated_cmple_epi16_mask
 
 /* Half-precision conversions from two F16C halves. */
 static inline __m512 cfq_emulated_cvtph_ps(__m256i h)

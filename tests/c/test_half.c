@@ -262,6 +262,76 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
     free(cp); free(acc); free(acc32);
 }
 
+/* Ranges whose nudged bounds sit where the keys (cfq_params_keys) are
+ * easiest to get wrong: at +-0 (every bfloat16 subnormal compares as 0),
+ * among float16 subnormals, past float16's largest, at float32 denormals,
+ * on one side of 0 only; with 2, 8 and 16 bits. */
+static const float key_ranges[][2] = {{0.0f, 6.0f},     {-6.0f, 0.0f},      {1.0f, 3.0f},   {-3.0f, -1.0f},
+                                      {-1e-3f, 1e-3f},  {-1e-6f, 2e-6f},    {-7e4f, 7e4f},  {-65504.0f, 65504.0f},
+                                      {-2e-38f, 3e-38f}, {-1.5e-38f, 0.0f}, {5e-39f, 1e-38f}, {-1e-40f, 1e-40f}};
+
+/* The keys of each range against every 16-bit pattern compared as floats;
+ * then the vars gradient of table k (every pattern as x, finite g: the
+ * keyed pass) and the per-channel gradient over runs (axis 0, the same
+ * kernel) against the scalar float32 op. */
+static void test_half_keys(int isa, int kdt, const char *what)
+{
+    const int dt = kdt == CFQ_FLOAT16 ? CFQ_FLOAT16 : CFQ_BFLOAT16;
+    const size_t n = 65536 + 37;
+    static const int bits[] = {2, 8, 16};
+    const cfq_kernels *k = table_of(isa);
+    const cfq_exec scalar = {CFQ_ISA_SCALAR, 1}, on_isa = {isa, 1};
+    uint16_t *xh = malloc(2 * n * 2), *gh = malloc(2 * n * 2), *outh = malloc(2 * n * 2);
+    float *xf = malloc(2 * n * 4), *gf = malloc(2 * n * 4), *outf = malloc(2 * n * 4);
+    size_t i, r;
+    int b;
+    for (i = 0; i < 2 * n; i++) {
+        const uint16_t exp_mask = dt == CFQ_FLOAT16 ? 0x7c00u : 0x7f80u, gw = (uint16_t)(i * 9301u + 7u);
+        xh[i] = (uint16_t)(i * 40503u);
+        gh[i] = (gw & exp_mask) == exp_mask ? (uint16_t)(gw & ~0x4000u) : gw;
+        xf[i] = up(dt, xh[i]);
+        gf[i] = up(dt, gh[i]);
+    }
+    for (r = 0; r < sizeof key_ranges / sizeof key_ranges[0]; r++)
+        for (b = 0; b < 3; b++) {
+            const float mn = key_ranges[r][0], mx = key_ranges[r][1];
+            const float mins[2] = {mn, -mx}, maxs[2] = {mx, -mn};
+            float gmin, gmax, fmin, fmax, dmin[2], dmax[2], fdmin[2], fdmax[2];
+            cfq_params p;
+            cfq_fpenv env;
+            unsigned w;
+            cfq_fpenv_enter(&env);
+            cfq_params_make(mn, mx, bits[b], 0, &p);
+            p.dtype = kdt;
+            cfq_params_keys(&p);
+            for (w = 0; w < 65536u; w++) {
+                const float x = up(dt, (uint16_t)w);
+                const int key = (w & 0x8000u) ? -1 - (int)(w & 0x7fffu) : (int)w;
+                if ((x >= p.nudged_min && x <= p.nudged_max) != (p.keyed && key >= p.key_lo && key <= p.key_hi))
+                    break;
+            }
+            cfq_fpenv_leave(&env);
+            CHECK(w == 65536u, "%s keys of [%g, %g] %d bits: [%d, %d] wrong at %04x", what, mn, mx, bits[b], p.key_lo,
+                  p.key_hi, w);
+            cfq_vars_grad_run(k, kdt, gh, xh, n, mn, mx, bits[b], 0, outh, &gmin, &gmax, 1);
+            cfq_vars_grad_run(&cfq_kernels_scalar, CFQ_FLOAT32, gf, xf, n, mn, mx, bits[b], 0, outf, &fmin, &fmax, 1);
+            i = first_difference(dt, outh, outf, n);
+            CHECK(i == n && bits_of(gmin) == bits_of(fmin) && bits_of(gmax) == bits_of(fmax),
+                  "%s keyed vars_grad [%g, %g] %d bits differs at %zu", what, mn, mx, bits[b], i);
+            /* two channels of n elements each: [mn, mx] and [-mx, -mn] */
+            CHECK(cfq_fq_per_channel_grad_typed(dt, gh, xh, 1, 2, n, mins, maxs, bits[b], 0, outh, dmin, dmax,
+                                                &on_isa) == CFQ_OK &&
+                      cfq_fq_per_channel_grad(gf, xf, 1, 2, n, mins, maxs, bits[b], 0, outf, fdmin, fdmax, &scalar) ==
+                          CFQ_OK,
+                  "%s keyed per-channel grad [%g, %g] failed", what, mn, mx);
+            i = first_difference(dt, outh, outf, 2 * n);
+            CHECK(i == 2 * n && bits_of(dmin[0]) == bits_of(fdmin[0]) && bits_of(dmin[1]) == bits_of(fdmin[1]) &&
+                      bits_of(dmax[0]) == bits_of(fdmax[0]) && bits_of(dmax[1]) == bits_of(fdmax[1]),
+                  "%s keyed per-channel grad axis 0 [%g, %g] %d bits differs at %zu", what, mn, mx, bits[b], i);
+        }
+    free(xh); free(gh); free(outh); free(xf); free(gf); free(outf);
+}
+
 /* The typed entry points: dtypes checked, the same bits as the kernels. */
 static void test_half_api(void)
 {
@@ -303,11 +373,14 @@ void test_half_dtypes(void)
             continue;
         snprintf(what, sizeof what, "%s float16", cfq_isa_name(isa));
         test_half_table(table_of(isa), CFQ_FLOAT16, what);
+        test_half_keys(isa, CFQ_FLOAT16, what);
         snprintf(what, sizeof what, "%s bfloat16", cfq_isa_name(isa));
         test_half_table(table_of(isa), CFQ_BFLOAT16, what);
+        test_half_keys(isa, CFQ_BFLOAT16, what);
         if (cfq_kernel_dtype(table_of(isa), CFQ_BFLOAT16) == CFQ_BFLOAT16_NATIVE) {
             snprintf(what, sizeof what, "%s bfloat16 (AVX512-BF16)", cfq_isa_name(isa));
             test_half_table(table_of(isa), CFQ_BFLOAT16_NATIVE, what);
+            test_half_keys(isa, CFQ_BFLOAT16_NATIVE, what);
         }
     }
     test_half_api();
