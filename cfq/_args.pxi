@@ -85,7 +85,7 @@ cdef cnp.ndarray _as_elements(object value, str name):
     dtype becomes float32 (see _to_f32); ready arrays are used as they
     are."""
     cdef cnp.ndarray arr
-    if type(value) is np.ndarray and _is_ready(<cnp.ndarray>value):
+    if type(value) is cnp.ndarray and _is_ready(<cnp.ndarray>value):
         return <cnp.ndarray>value
     arr = _as_real_array(value, name)
     if _is_ready(arr):
@@ -158,7 +158,7 @@ cdef cnp.ndarray _as_f32_vector(object value, str name, Py_ssize_t size):
     cdef object arr, original
     cdef cnp.ndarray ready
     cdef Py_ssize_t c
-    if (type(value) is np.ndarray and _is_f32_ready(<cnp.ndarray>value)
+    if (type(value) is cnp.ndarray and _is_f32_ready(<cnp.ndarray>value)
             and cnp.PyArray_NDIM(<cnp.ndarray>value) == 1
             and cnp.PyArray_DIMS(<cnp.ndarray>value)[0] == size):
         ready = <cnp.ndarray>value
@@ -247,7 +247,7 @@ cdef cnp.ndarray _out_target(object out, cnp.ndarray like, tuple inputs):
     cdef cnp.ndarray o, src
     if out is None:
         return _new_like(like)
-    if not isinstance(out, np.ndarray):
+    if not isinstance(out, cnp.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     o = <cnp.ndarray>out
     if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(like):
@@ -337,6 +337,8 @@ cdef int _as_threads(object threads, Py_ssize_t n) except -1:
     """None: automatic (see README); else an int >= 1."""
     if threads is None:
         return _auto_threads(n)
+    if type(threads) is int and 1 <= threads < CFQ_MAX_THREADS:  # no np.* lookups on the common call
+        return <int>threads
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
     if threads < 1:
@@ -357,12 +359,20 @@ def _usable_cpus():
 AUTO_THREADS_MIN = 1 << 18
 AUTO_ELEMENTS_PER_THREAD = 1 << 17
 cdef int _cpus = _usable_cpus()
+# The same as C integers: compared with the Python ones, n was boxed on
+# every call.
+cdef Py_ssize_t _auto_min = AUTO_THREADS_MIN
+cdef Py_ssize_t _auto_per_thread = AUTO_ELEMENTS_PER_THREAD
 
 
 cdef int _auto_threads(Py_ssize_t n):
-    if n < AUTO_THREADS_MIN or _cpus <= 1:
+    cdef Py_ssize_t k
+    if n < _auto_min or _cpus <= 1:
         return 1
-    return <int>min(_cpus, n // AUTO_ELEMENTS_PER_THREAD, CFQ_MAX_THREADS)
+    k = n // _auto_per_thread
+    if k > _cpus:
+        k = _cpus
+    return <int>(k if k < CFQ_MAX_THREADS else CFQ_MAX_THREADS)
 
 
 cdef cfq_exec _exec(object isa, object threads, Py_ssize_t n) except *:
@@ -426,7 +436,7 @@ cdef tuple _channel_layout(cnp.ndarray x, object axis):
     cdef Py_ssize_t outer = 1, inner = 1
     if nd == 0:
         raise ValueError("inputs must have rank >= 1 for per-channel ops, got a scalar (shape ())")
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+    if type(axis) is not int and (isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer))):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if not -nd <= axis < nd:
         raise ValueError(f"axis {axis} is out of range for inputs of rank {nd}")

@@ -291,7 +291,10 @@ def fake_quant_per_channel_region_gradient(gradients, region, *, axis=-1, out=No
 cdef cnp.ndarray _as_region(object region, cnp.ndarray g, str maker):
     """Region codes: the uint8 array `maker` returned, of the gradients' shape."""
     cdef cnp.ndarray r
-    if not isinstance(region, np.ndarray) or region.dtype != np.uint8:
+    if (type(region) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>region) == cnp.NPY_UINT8
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>region) and _same_shape(g, <cnp.ndarray>region)):
+        return <cnp.ndarray>region  # as the forward op made it: no NumPy calls (np.require: 1 us)
+    if not isinstance(region, cnp.ndarray) or region.dtype != np.uint8:
         raise TypeError(f"region must be the uint8 array returned by {maker}, got {type(region).__name__}"
                         + (f" of dtype {region.dtype}" if isinstance(region, np.ndarray) else ""))
     r = np.require(region, requirements=["C", "A"])  # keeps 0-d as 0-d
