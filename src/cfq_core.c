@@ -165,23 +165,6 @@ int cfq_nudge(float min, float max, int num_bits, int narrow_range,
     return rc;
 }
 
-/* ---- Sums across chunks ------------------------------------------------- */
-
-/* The float a compensated sum rounds to.  NaN comes out as one fixed quiet
- * NaN so every path and thread count gives the same bits. */
-float cfq_sum_result(const cfq_sum *sum)
-{
-    if (isnan(sum->s)) {
-        const uint32_t bits = 0x7fc00000u;
-        float nan_value;
-        memcpy(&nan_value, &bits, sizeof nan_value);
-        return nan_value;
-    }
-    if (!isfinite(sum->s))
-        return (float)sum->s;
-    return (float)(sum->s + sum->c);
-}
-
 /* The kernel table for a call, after checking the exec options. */
 const cfq_kernels *cfq_exec_kernels(const cfq_exec *exec, int *rc)
 {

@@ -228,8 +228,6 @@ CFQ_HIDDEN int cfq_vars_grad_run(const cfq_kernels *k, int dtype, const void *gr
  * for a dtype that is not one of cfq.h's. */
 CFQ_HIDDEN int cfq_kernel_dtype(const cfq_kernels *k, int dtype);
 
-/* The float a compensated sum rounds to; NaN is always 0x7fc00000. */
-CFQ_HIDDEN float cfq_sum_result(const cfq_sum *sum);
 /* Whether an output of n elements at out is stored past the caches. */
 CFQ_HIDDEN int cfq_should_stream(size_t n, const void *out);
 /* outer * channels * inner, or CFQ_ESHAPE if it overflows. */
