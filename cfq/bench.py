@@ -67,6 +67,20 @@ def usable_cpus():
 def interleaved_medians(fns, reps, target_s=2e-3):
     """Median seconds per call of each function, sampled round-robin; each
     sample repeats its call enough to last about target_s."""
+    return [statistics.median(s) for s in _interleaved_samples(fns, reps, target_s)]
+
+
+def interleaved_ratios(fns, reps, target_s=2e-3):
+    """interleaved_medians, and for each function the median over rounds of
+    its time over the first function's in the same round: a paired ratio,
+    which the machine's speed drifting from round to round (a neighbour on
+    the memory bus, at 16M) moves less than it moves a ratio of medians."""
+    samples = _interleaved_samples(fns, reps, target_s)
+    return ([statistics.median(s) for s in samples],
+            [statistics.median(a / b for a, b in zip(s, samples[0])) for s in samples])
+
+
+def _interleaved_samples(fns, reps, target_s):
     loops = []
     for fn in fns:
         fn()
@@ -80,7 +94,7 @@ def interleaved_medians(fns, reps, target_s=2e-3):
             for _ in range(loops[k]):
                 fn()
             samples[k].append((time.perf_counter() - t0) / loops[k])
-    return [statistics.median(s) for s in samples]
+    return samples
 
 
 def load_tf(enabled):
@@ -276,7 +290,7 @@ def half_dtypes():
 def bench_dtypes(sizes, reps):
     kinds = half_dtypes()
     names = [name for name, _ in kinds]
-    print(f"\n6. float16 and bfloat16 next to float32 (one thread): time of each over float32's,"
+    print(f"\n6. float16 and bfloat16 next to float32 (one thread): time of each over float32's (median of the rounds' ratios),"
           f" same values; {'bfloat16 needs ml_dtypes: not importable here' if len(kinds) < 2 else ''}"
           .rstrip("; "))
     print(f"{'op':<40} {'n':>5} {'float32 us':>11}" + "".join(f" {nm + ' us':>12} {nm[:4] + '/f32':>9}"
@@ -304,9 +318,10 @@ def bench_dtypes(sizes, reps):
                                  out=c.reshape(d, -1), threads=1)),
         ]
         for name, op in ops:
-            t = interleaved_medians([lambda a=a: op(*a) for a in arrays], reps_for(n, reps))
+            # at least 9 rounds: the 16-bit target is a bound on these ratios
+            t, ratio = interleaved_ratios([lambda a=a: op(*a) for a in arrays], max(9, reps_for(n, reps)))
             print(f"{name:<40} {fmt_size(n):>5} {t[0] * 1e6:>11.1f}"
-                  + "".join(f" {tk * 1e6:>12.1f} {tk / t[0]:>9.2f}" for tk in t[1:]), flush=True)
+                  + "".join(f" {tk * 1e6:>12.1f} {rk:>9.2f}" for tk, rk in zip(t[1:], ratio[1:])), flush=True)
         del arrays, g32, x32
 
 
