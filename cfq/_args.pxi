@@ -359,7 +359,8 @@ def _usable_cpus():
 AUTO_THREADS_MIN = 1 << 18
 AUTO_ELEMENTS_PER_THREAD = 1 << 17
 cdef int _cpus = _usable_cpus()
-# The same as C integers: compared with the Python ones, n was boxed on
+# The same as C integers, read once at import (rebinding the Python names
+# later changes nothing here): compared with the Python ones, n was boxed on
 # every call.
 cdef Py_ssize_t _auto_min = AUTO_THREADS_MIN
 cdef Py_ssize_t _auto_per_thread = AUTO_ELEMENTS_PER_THREAD

@@ -95,7 +95,8 @@ static int cfq_key_up(int dt, int k, float bound, int below)
 /* The first key in [first, last] (the non-NaN values) where up holds, last
  * + 1 if none; up is false then true along those keys.  A gallop from the
  * key of the bound rounded to the type, then a bisection: 2 or 3 tests
- * mostly, 16 where bfloat16's subnormals all compare as 0. */
+ * mostly, 16 where bfloat16's subnormals all compare as 0, about 31 for a
+ * NaN bound. */
 static int cfq_key_search(int dt, float bound, int below, int first, int last)
 {
     int guess = cfq_key_of(dt == CFQ_FLOAT16 ? cfq_f32_to_f16(bound) : cfq_f32_to_bf16(bound));
@@ -123,10 +124,10 @@ static int cfq_key_search(int dt, float bound, int below, int first, int last)
 /* The keys of [nudged_min, nudged_max] found by testing values with the
  * kernels' own compares, so every effect of the FP environment on them
  * (bfloat16 subnormals compare as 0 under DAZ) is in the keys. */
-void cfq_params_keys(cfq_params *p)
+void cfq_params_keys(cfq_params *p, const cfq_kernels *k, size_t n)
 {
     const int inf = p->dtype == CFQ_FLOAT16 ? 0x7c00 : 0x7f80; /* the key of +Inf */
-    p->keyed = p->dtype != CFQ_FLOAT32;
+    p->keyed = p->dtype != CFQ_FLOAT32 && k->keys && n >= CFQ_BLOCK;
     if (!p->keyed)
         return;
     p->key_lo = cfq_key_search(p->dtype, p->nudged_min, 1, -1 - inf, inf);

@@ -202,6 +202,7 @@ typedef struct cfq_kernels {
     cfq_per_channel_region_grad_fn per_channel_region_grad;
     cfq_channel_nudge_fn channel_nudge;
     int bf16_native; /* handles CFQ_BFLOAT16_NATIVE */
+    int keys;        /* vars_grad reads cfq_params' keys (CFQ_VH_KEYS) */
 } cfq_kernels;
 
 extern CFQ_HIDDEN const cfq_kernels cfq_kernels_scalar;
@@ -241,8 +242,10 @@ CFQ_HIDDEN int cfq_params_check_make(float min, float max, int num_bits, int nar
 CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_range,
                                 cfq_params *p);
 /* p->key_lo and p->key_hi for p->dtype (keyed set; nothing for float32),
- * from p's nudged range; must run inside cfq_fpenv_enter(). */
-CFQ_HIDDEN void cfq_params_keys(cfq_params *p);
+ * from p's nudged range, where table k reads them and a run of n elements
+ * has a whole block (else keyed 0: 15-40 ns a call saved); must run inside
+ * cfq_fpenv_enter(). */
+CFQ_HIDDEN void cfq_params_keys(cfq_params *p, const cfq_kernels *k, size_t n);
 /* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
  * reference every table's channel_nudge matches. */
 CFQ_HIDDEN void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,

@@ -168,7 +168,7 @@ int cfq_vars_grad_run(const cfq_kernels *k, int dtype, const void *gradients, co
     rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
     p.dtype = dtype;
     if (rc == CFQ_OK)
-        cfq_params_keys(&p);
+        cfq_params_keys(&p, k, n);
     if (rc == CFQ_OK && p.passthrough) {
         /* TF copies the gradients unchanged: no arithmetic, no flushing. */
         if (n > 0)

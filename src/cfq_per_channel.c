@@ -148,6 +148,7 @@ static void cfq_channel_params_of(const cfq_per_channel_job *j, size_t c, cfq_pa
         p->passthrough = cp->keep[c] == 0;
         p->one = 1.0f;
         p->zero = 0.0f;
+        p->keyed = 0; /* as cfq_params_make leaves it */
     } else {
         cfq_params_make(j->min[c], j->max[c], j->num_bits, j->narrow_range, p);
     }
@@ -190,7 +191,7 @@ static void cfq_per_channel_grad_channel(void *ctx, size_t c)
     p.stream = j->stream;
     p.dtype = dt;
     if (j->codes == NULL)
-        cfq_params_keys(&p);
+        cfq_params_keys(&p, j->k, j->inner);
     for (o = 0; o < j->outer; o++) {
         const size_t at = (o * j->channels + c) * j->inner;
         if (p.passthrough) {

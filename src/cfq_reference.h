@@ -159,7 +159,7 @@ static inline uint16_t cfq_f32_to_bf16(float f)
  * NaN, 0x7fc00000, so every path and thread count gives the same bits.
  * Inline: the per-channel gradient calls it twice a channel (not inlined,
  * 128 calls had been 9% of a call on 64 channels and 64 elements). */
-static inline float cfq_sum_result(const cfq_sum *sum)
+CFQ_INLINE float cfq_sum_result(const cfq_sum *sum)
 {
     if (isnan(sum->s)) {
         const uint32_t bits = 0x7fc00000u;

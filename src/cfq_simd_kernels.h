@@ -600,16 +600,16 @@ CFQ_INLINE unsigned cfq_grad_fused(int from, int dt, const void *g, const void *
 /* Pass 1 on the words of a 16-bit type (see cfq_params.keyed), where the
  * file defines CFQ_VH_KEYS. */
 typedef struct cfq_vkeys {
-    cfq_vh lo, hi; /* key_lo, key_hi */
-    cfq_vh seen;   /* the largest magnitude of g so far */
+    cfq_vh lo, hi;       /* key_lo, key_hi */
+    cfq_vh g_magnitude;  /* the largest magnitude of g so far, for the non-finite check */
 } cfq_vkeys;
 
 #ifdef CFQ_VH_KEYS
 /* Pass 1 of the block at i from 16-bit inputs, g finite assumed: the words
  * of x tested by their keys and those of g kept (cfq_vh_keep), with no
- * conversion.  AVX-512, typical data, old/new: float16 0.98-1.00 in the
- * caches, 0.94-1.00 at 16M; bfloat16 0.96-0.98 and 0.91-0.94.  On AVX2 the
- * same pass was slower (64K: float16 1.05-1.11, bfloat16 1.23-1.33), so
+ * conversion.  AVX-512, typical data, new/old time: float16 0.98-1.00 in
+ * the caches, 0.94-1.00 at 16M; bfloat16 0.96-0.98 and 0.91-0.94.  On AVX2
+ * the same pass was slower (64K: float16 1.05-1.11, bfloat16 1.23-1.33), so
  * that file keeps the float pass. */
 CFQ_INLINE unsigned cfq_grad_pass1_keys(int dt, const void *g, const void *x, size_t i, void *dx,
                                         int stream, cfq_vkeys *keys)
@@ -621,7 +621,7 @@ CFQ_INLINE unsigned cfq_grad_pass1_keys(int dt, const void *g, const void *x, si
         const cfq_vh hg = cfq_vh_load((const uint16_t *)g + j);
         const cfq_vb inside = cfq_vh_keys_in(cfq_vh_load((const uint16_t *)x + j), keys->lo, keys->hi);
         cfq_vh_put((uint16_t *)dx + j, cfq_vh_keep(dt, inside, hg), stream);
-        keys->seen = cfq_vh_magnitude_max(keys->seen, hg);
+        keys->g_magnitude = cfq_vh_magnitude_max(keys->g_magnitude, hg);
         busy |= (unsigned)!cfq_vb_all(inside) << k;
     }
     return busy;
@@ -659,8 +659,9 @@ CFQ_INLINE unsigned cfq_grad_block(int from, int dt, const void *g, const void *
 }
 
 /* The whole blocks of a chunk (not in place); returns where they end.
- * seen not NULL: the gradients are assumed finite, and *seen collects
- * their exponents for the caller's check: a non-finite g makes g * 0 NaN
+ * seen not NULL: the gradients are assumed finite, and *seen (and
+ * keys->g_magnitude, for the blocks of the keyed pass) collects their
+ * exponents for the caller's check: a non-finite g makes g * 0 NaN
  * (a term for both sums, even inside the range), which the steps then need
  * not test for (the test and its branch on every step had cost up to 40%
  * of the gradient on inputs half outside the range); the caller runs the
@@ -724,19 +725,19 @@ CFQ_INLINE int cfq_grad_chunk(int from, int dt, const void *g, const void *x,
     cfq_vlanes_zero(&above_acc);
     if (!in_place) {
         cfq_vf seen = cfq_vf_set(0.0f);
-        cfq_vkeys *keyed = NULL;
+        cfq_vkeys *keys = NULL;
 #ifdef CFQ_VH_KEYS
-        cfq_vkeys keys;
+        cfq_vkeys words;
         if (from == CFQ_FROM_INPUTS && dt != CFQ_FLOAT32 && p->keyed) {
-            keys.lo = cfq_vh_set(p->key_lo);
-            keys.hi = cfq_vh_set(p->key_hi);
-            keys.seen = cfq_vh_set(0);
-            keyed = &keys;
+            words.lo = cfq_vh_set(p->key_lo);
+            words.hi = cfq_vh_set(p->key_hi);
+            words.g_magnitude = cfq_vh_set(0);
+            keys = &words;
         }
 #endif
         i = cfq_grad_blocks(from, dt, g, x, codes, n, lo, hi, one, dx, stream, &below_acc, &above_acc,
-                            &below, &above, &bad, &seen, keyed);
-        if (cfq_vb_any(cfq_vf_nonfinite(seen)) || (keyed != NULL && cfq_vh_any_nonfinite(dt, keyed->seen))) {
+                            &below, &above, &bad, &seen, keys);
+        if (cfq_vb_any(cfq_vf_nonfinite(seen)) || (keys != NULL && cfq_vh_any_nonfinite(dt, keys->g_magnitude))) {
             /* a non-finite g: again, checking every step */
             cfq_lanes_zero(&below);
             cfq_lanes_zero(&above);
@@ -1232,6 +1233,11 @@ static int cfq_per_channel_region_grad(const void *g, const unsigned char *regio
 #else
 #define CFQ_HAS_BF16_NATIVE 0
 #endif
+#ifdef CFQ_VH_KEYS
+#define CFQ_HAS_VH_KEYS 1
+#else
+#define CFQ_HAS_VH_KEYS 0
+#endif
 
 /* The table of an ISA file that includes this one. */
 #define CFQ_SIMD_KERNELS(isa_name)                                  \
@@ -1247,6 +1253,7 @@ static int cfq_per_channel_region_grad(const void *g, const unsigned char *regio
         .per_channel_region_grad = cfq_per_channel_region_grad,     \
         .channel_nudge = cfq_channel_nudge,                         \
         .bf16_native = CFQ_HAS_BF16_NATIVE,                         \
+        .keys = CFQ_HAS_VH_KEYS,                                    \
     }
 
 #endif /* CFQ_SIMD_KERNELS_H */

@@ -264,30 +264,37 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
 
 /* Ranges whose nudged bounds sit where the keys (cfq_params_keys) are
  * easiest to get wrong: at +-0 (every bfloat16 subnormal compares as 0),
- * among float16 subnormals, past float16's largest, at float32 denormals,
- * on one side of 0 only; with 2, 8 and 16 bits. */
-static const float key_ranges[][2] = {{0.0f, 6.0f},     {-6.0f, 0.0f},      {1.0f, 3.0f},   {-3.0f, -1.0f},
-                                      {-1e-3f, 1e-3f},  {-1e-6f, 2e-6f},    {-7e4f, 7e4f},  {-65504.0f, 65504.0f},
-                                      {-2e-38f, 3e-38f}, {-1.5e-38f, 0.0f}, {5e-39f, 1e-38f}, {-1e-40f, 1e-40f}};
+ * among float16 subnormals, past float16's largest, on one side of 0 only;
+ * with 2, 8 and 16 bits.  [-3e38, 3e38] nudges to a NaN minimum and [2,
+ * -2] to an inverted range (no key inside); [0.5, 0.5] and the float32
+ * denormal ones pass through under DAZ (keys checked only). */
+static const float key_ranges[][2] = {{0.0f, 6.0f},      {-6.0f, 0.0f},    {1.0f, 3.0f},     {-3.0f, -1.0f},
+                                      {-1e-3f, 1e-3f},   {-1e-6f, 2e-6f},  {-7e4f, 7e4f},    {-65504.0f, 65504.0f},
+                                      {-2e-38f, 3e-38f}, {-1.5e-38f, 0.0f}, {5e-39f, 1e-38f}, {-1e-40f, 1e-40f},
+                                      {-3e38f, 3e38f},   {2.0f, -2.0f},    {0.5f, 0.5f}};
 
 /* The keys of each range against every 16-bit pattern compared as floats;
- * then the vars gradient of table k (every pattern as x, finite g: the
- * keyed pass) and the per-channel gradient over runs (axis 0, the same
- * kernel) against the scalar float32 op. */
+ * then the vars gradient of table k and the per-channel gradient over runs
+ * (axis 0, the same kernel) against the scalar float32 op, with every
+ * pattern as x where the keyed pass reads it: the last quarter of each
+ * 64-element block is +0, always inside, so no block is all busy and none
+ * runs the one-pass path instead (with the patterns shuffled through every
+ * block, only a chunk's first block had taken the keyed pass). */
 static void test_half_keys(int isa, int kdt, const char *what)
 {
     const int dt = kdt == CFQ_FLOAT16 ? CFQ_FLOAT16 : CFQ_BFLOAT16;
-    const size_t n = 65536 + 37;
+    const size_t n = (65536 / 48 + 2) * 64; /* every pattern in the first 48 of 64; whole blocks for both channels */
     static const int bits[] = {2, 8, 16};
+    static const cfq_kernels with_keys = {.name = "keys", .keys = 1};
     const cfq_kernels *k = table_of(isa);
     const cfq_exec scalar = {CFQ_ISA_SCALAR, 1}, on_isa = {isa, 1};
     uint16_t *xh = malloc(2 * n * 2), *gh = malloc(2 * n * 2), *outh = malloc(2 * n * 2);
     float *xf = malloc(2 * n * 4), *gf = malloc(2 * n * 4), *outf = malloc(2 * n * 4);
-    size_t i, r;
+    size_t i, r, next = 0;
     int b;
     for (i = 0; i < 2 * n; i++) {
         const uint16_t exp_mask = dt == CFQ_FLOAT16 ? 0x7c00u : 0x7f80u, gw = (uint16_t)(i * 9301u + 7u);
-        xh[i] = (uint16_t)(i * 40503u);
+        xh[i] = i % 64 < 48 ? (uint16_t)(next++ * 40503u) : 0;
         gh[i] = (gw & exp_mask) == exp_mask ? (uint16_t)(gw & ~0x4000u) : gw;
         xf[i] = up(dt, xh[i]);
         gf[i] = up(dt, gh[i]);
@@ -300,10 +307,11 @@ static void test_half_keys(int isa, int kdt, const char *what)
             cfq_params p;
             cfq_fpenv env;
             unsigned w;
+            int rc;
             cfq_fpenv_enter(&env);
             cfq_params_make(mn, mx, bits[b], 0, &p);
             p.dtype = kdt;
-            cfq_params_keys(&p);
+            cfq_params_keys(&p, &with_keys, n);
             for (w = 0; w < 65536u; w++) {
                 const float x = up(dt, (uint16_t)w);
                 const int key = (w & 0x8000u) ? -1 - (int)(w & 0x7fffu) : (int)w;
@@ -313,10 +321,11 @@ static void test_half_keys(int isa, int kdt, const char *what)
             cfq_fpenv_leave(&env);
             CHECK(w == 65536u, "%s keys of [%g, %g] %d bits: [%d, %d] wrong at %04x", what, mn, mx, bits[b], p.key_lo,
                   p.key_hi, w);
-            cfq_vars_grad_run(k, kdt, gh, xh, n, mn, mx, bits[b], 0, outh, &gmin, &gmax, 1);
-            cfq_vars_grad_run(&cfq_kernels_scalar, CFQ_FLOAT32, gf, xf, n, mn, mx, bits[b], 0, outf, &fmin, &fmax, 1);
+            rc = cfq_vars_grad_run(k, kdt, gh, xh, n, mn, mx, bits[b], 0, outh, &gmin, &gmax, 1);
+            rc |= cfq_vars_grad_run(&cfq_kernels_scalar, CFQ_FLOAT32, gf, xf, n, mn, mx, bits[b], 0, outf, &fmin,
+                                    &fmax, 1);
             i = first_difference(dt, outh, outf, n);
-            CHECK(i == n && bits_of(gmin) == bits_of(fmin) && bits_of(gmax) == bits_of(fmax),
+            CHECK(rc == CFQ_OK && i == n && bits_of(gmin) == bits_of(fmin) && bits_of(gmax) == bits_of(fmax),
                   "%s keyed vars_grad [%g, %g] %d bits differs at %zu", what, mn, mx, bits[b], i);
             /* two channels of n elements each: [mn, mx] and [-mx, -mn] */
             CHECK(cfq_fq_per_channel_grad_typed(dt, gh, xh, 1, 2, n, mins, maxs, bits[b], 0, outh, dmin, dmax,
