@@ -296,7 +296,7 @@ cdef cnp.ndarray _as_region(object region, cnp.ndarray g, str maker):
         return <cnp.ndarray>region  # as the forward op made it: no NumPy calls (np.require: 1 us)
     if not isinstance(region, cnp.ndarray) or region.dtype != np.uint8:
         raise TypeError(f"region must be the uint8 array returned by {maker}, got {type(region).__name__}"
-                        + (f" of dtype {region.dtype}" if isinstance(region, np.ndarray) else ""))
+                        + (f" of dtype {region.dtype}" if isinstance(region, cnp.ndarray) else ""))
     r = np.require(region, requirements=["C", "A"])  # keeps 0-d as 0-d
     if not _same_shape(g, r):
         raise ValueError(f"gradients and region must have the same shape, got {_shape(g)} and {_shape(r)}")

@@ -167,8 +167,6 @@ int cfq_vars_grad_run(const cfq_kernels *k, int dtype, const void *gradients, co
     cfq_fpenv_enter(&env);
     rc = cfq_params_check_make(min, max, num_bits, narrow_range, &p);
     p.dtype = dtype;
-    if (rc == CFQ_OK)
-        cfq_params_keys(&p, k, n);
     if (rc == CFQ_OK && p.passthrough) {
         /* TF copies the gradients unchanged: no arithmetic, no flushing. */
         if (n > 0)
@@ -177,6 +175,7 @@ int cfq_vars_grad_run(const cfq_kernels *k, int dtype, const void *gradients, co
         *backprop_wrt_max = 0.0f;
     } else if (rc == CFQ_OK) {
         p.stream = cfq_should_stream(n, backprops_wrt_input);
+        cfq_params_keys(&p, k, n);
         cfq_job_set(&j, CFQ_OP_VARS_GRAD, k, &p, gradients, inputs, NULL, backprops_wrt_input, NULL, n);
         cfq_run_sums(&j, threads, backprop_wrt_min, backprop_wrt_max);
     }

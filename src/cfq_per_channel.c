@@ -190,7 +190,7 @@ static void cfq_per_channel_grad_channel(void *ctx, size_t c)
         cfq_channel_params_of(j, c, &p);
     p.stream = j->stream;
     p.dtype = dt;
-    if (j->codes == NULL)
+    if (j->codes == NULL && !p.passthrough) /* a pass-through channel copies g */
         cfq_params_keys(&p, j->k, j->inner);
     for (o = 0; o < j->outer; o++) {
         const size_t at = (o * j->channels + c) * j->inner;
