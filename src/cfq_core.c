@@ -66,6 +66,8 @@ void cfq_params_make(float min, float max, int num_bits, int narrow_range, cfq_p
         volatile float negated = -p->nudged_min;
         p->quant_zero = floorf(negated * inv_scale + 0.5f);
     }
+    p->offset = 0.5f - p->quant_zero;
+    p->offset_exact = cfq_offset_exact(p->quant_zero, scale, inv_scale, p->nudged_min, p->nudged_max);
     p->passthrough = (min == 0.0f && max == 0.0f);
     p->one = 1.0f;
     p->zero = 0.0f;

@@ -69,6 +69,10 @@ typedef struct cfq_params {
     float scale;
     float inv_scale;  /* (qmax - qmin) / (max - min), not 1 / scale */
     float quant_zero; /* floor(-nudged_min * inv_scale + 0.5f) */
+    /* 0.5f - quant_zero; where offset_exact (cfq_offset_exact()), the
+     * SIMD forward adds it once in place of TF's - quant_zero + 0.5f. */
+    float offset;
+    int offset_exact;
     int passthrough;  /* min == max == 0: TF's special case */
     /* 1.0f and 0.0f, read at run time: with literal constants the compiler
      * folds g * 1.0f into g and loses TF's flush of denormal gradients. */
@@ -118,7 +122,9 @@ typedef struct cfq_channel_params {
     float scale[CFQ_CHANNEL_BLOCK];
     float inv_scale[CFQ_CHANNEL_BLOCK];
     float quant_zero[CFQ_CHANNEL_BLOCK];
+    float offset[CFQ_CHANNEL_BLOCK]; /* see cfq_params.offset */
     uint32_t keep[CFQ_CHANNEL_BLOCK];
+    int offset_exact; /* cfq_offset_exact() holds for every channel */
     float one; /* see cfq_params.one */
     float zero;
     int stream; /* see cfq_params.stream (rows 16-byte aligned too) */
@@ -182,8 +188,8 @@ typedef int (*cfq_per_channel_region_grad_fn)(const void *g, const unsigned char
                                               cfq_channel_sums *acc);
 
 /* TF's nudge of channels [0, m) (m <= CFQ_CHANNEL_BLOCK; min and max
- * finite, already checked) into cp's arrays and keep words; cp's other
- * fields are left as they are. */
+ * finite, already checked) into cp's arrays, keep words and offset_exact;
+ * cp's other fields are left as they are. */
 typedef void (*cfq_channel_nudge_fn)(const float *min, const float *max, size_t m, int num_bits,
                                       int narrow_range, cfq_channel_params *cp);
 
@@ -247,8 +253,10 @@ CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_r
  * cfq_fpenv_enter(). */
 CFQ_HIDDEN void cfq_params_keys(cfq_params *p, const cfq_kernels *k, size_t n);
 /* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
- * reference every table's channel_nudge matches. */
-CFQ_HIDDEN void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
+ * reference every table's channel_nudge matches.  Returns whether
+ * cfq_offset_exact() holds for each of them (cp->offset_exact is the
+ * caller's). */
+CFQ_HIDDEN int cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
                                          int num_bits, int narrow_range, cfq_channel_params *cp);
 /* Parameters of channels [c0, c0 + m), m <= CFQ_CHANNEL_BLOCK, already
  * checked. */

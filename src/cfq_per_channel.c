@@ -44,10 +44,11 @@ static int cfq_per_channel_check(const float *min, const float *max, size_t chan
     return CFQ_OK;
 }
 
-void cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
-                              int num_bits, int narrow_range, cfq_channel_params *cp)
+int cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
+                             int num_bits, int narrow_range, cfq_channel_params *cp)
 {
     size_t j;
+    int exact = 1;
     for (j = j0; j < m; j++) {
         cfq_params p;
         cfq_params_make(min[j], max[j], num_bits, narrow_range, &p);
@@ -56,14 +57,17 @@ void cfq_channel_params_range(const float *min, const float *max, size_t j0, siz
         cp->scale[j] = p.scale;
         cp->inv_scale[j] = p.inv_scale;
         cp->quant_zero[j] = p.quant_zero;
+        cp->offset[j] = p.offset;
         cp->keep[j] = p.passthrough ? 0u : 0xffffffffu;
+        exact &= p.offset_exact;
     }
+    return exact;
 }
 
 void cfq_channel_params_make(const float *min, const float *max, size_t c0, size_t m,
                              int num_bits, int narrow_range, cfq_channel_params *cp)
 {
-    cfq_channel_params_range(min + c0, max + c0, 0, m, num_bits, narrow_range, cp);
+    cp->offset_exact = cfq_channel_params_range(min + c0, max + c0, 0, m, num_bits, narrow_range, cp);
     cp->one = 1.0f;
     cp->zero = 0.0f;
     cp->stream = 0;
@@ -145,6 +149,9 @@ static void cfq_channel_params_of(const cfq_per_channel_job *j, size_t c, cfq_pa
         p->scale = cp->scale[c];
         p->inv_scale = cp->inv_scale[c];
         p->quant_zero = cp->quant_zero[c];
+        p->offset = cp->offset[c];
+        p->offset_exact = cfq_offset_exact(p->quant_zero, p->scale, p->inv_scale, p->nudged_min,
+                                           p->nudged_max);
         p->passthrough = cp->keep[c] == 0;
         p->one = 1.0f;
         p->zero = 0.0f;

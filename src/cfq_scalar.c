@@ -156,7 +156,7 @@ static int cfq_per_channel_region_grad(const void *g, const unsigned char *regio
 static void cfq_channel_nudge(const float *min, const float *max, size_t m, int num_bits,
                                int narrow_range, cfq_channel_params *cp)
 {
-    cfq_channel_params_range(min, max, 0, m, num_bits, narrow_range, cp);
+    cp->offset_exact = cfq_channel_params_range(min, max, 0, m, num_bits, narrow_range, cp);
 }
 
 const cfq_kernels cfq_kernels_scalar = {

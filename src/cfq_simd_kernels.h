@@ -275,7 +275,7 @@ CFQ_INLINE void cfq_vput(int dt, void *base, size_t i, cfq_vf v, int stream)
 
 /* The parameters of CFQ_W lanes: one range broadcast, or CFQ_W channels. */
 typedef struct cfq_vquant {
-    cfq_vf lo, hi, scale, inv_scale, quant_zero, half;
+    cfq_vf lo, hi, scale, inv_scale, quant_zero, half, offset;
 } cfq_vquant;
 
 CFQ_INLINE cfq_vquant cfq_vquant_of(const cfq_params *p)
@@ -287,6 +287,7 @@ CFQ_INLINE cfq_vquant cfq_vquant_of(const cfq_params *p)
     q.inv_scale = cfq_vf_set(p->inv_scale);
     q.quant_zero = cfq_vf_set(p->quant_zero);
     q.half = cfq_vf_set(0.5f);
+    q.offset = cfq_vf_set(p->offset);
     return q;
 }
 
@@ -300,15 +301,20 @@ CFQ_INLINE cfq_vquant cfq_vquant_at(const cfq_channel_params *cp, size_t j)
     q.inv_scale = cfq_vf_load(cp->inv_scale + j);
     q.quant_zero = cfq_vf_load(cp->quant_zero + j);
     q.half = cfq_vf_set(0.5f);
+    q.offset = cfq_vf_load(cp->offset + j);
     return q;
 }
 
-/* cfq_forward_div_one() or cfq_forward_mul_one() on CFQ_W lanes. */
-CFQ_INLINE cfq_vf cfq_vforward(int divide, cfq_vf x, const cfq_vquant *q)
+/* cfq_forward_div_one() or cfq_forward_mul_one() on CFQ_W lanes; with
+ * exact (a literal: cfq_offset_exact() holds), one add of the offset in
+ * place of - quant_zero + 0.5f, the same bits. */
+CFQ_INLINE cfq_vf cfq_vforward(int divide, int exact, cfq_vf x, const cfq_vquant *q)
 {
     const cfq_vf shifted = cfq_vf_sub(cfq_vf_clamp(x, q->lo, q->hi), q->lo);
     const cfq_vf scaled = divide ? cfq_vf_div(shifted, q->scale) : cfq_vf_mul(shifted, q->inv_scale);
-    return cfq_vf_mul(cfq_vf_floor(cfq_vf_add(cfq_vf_sub(scaled, q->quant_zero), q->half)), q->scale);
+    const cfq_vf rounded = exact ? cfq_vf_add(scaled, q->offset)
+                                 : cfq_vf_add(cfq_vf_sub(scaled, q->quant_zero), q->half);
+    return cfq_vf_mul(cfq_vf_floor(rounded), q->scale);
 }
 
 /* Region codes of CFQ_W inputs (see cfq_region_of). */
@@ -325,19 +331,30 @@ CFQ_INLINE cfq_vi cfq_vregion_codes(cfq_vf x, cfq_vf lo, cfq_vf hi)
  * codes where region is not NULL; returns where the tail starts.  Outputs
  * past the caches are streamed (stream is a literal at each call, so the
  * store kind is no branch per step). */
-CFQ_INLINE size_t cfq_forward_body(int dt, int divide, int stream, const void *x, size_t n,
-                                   const cfq_vquant *q, void *out, unsigned char *region)
+CFQ_INLINE size_t cfq_forward_body(int dt, int divide, int exact, int stream, const void *x,
+                                   size_t n, const cfq_vquant *q, void *out, unsigned char *region)
 {
     size_t i = 0;
     for (; i + CFQ_W <= n; i += CFQ_W) {
         const cfq_vf vx = cfq_vload(dt, x, i);
         if (region != NULL)
             cfq_vi_store_codes(region + i, cfq_vregion_codes(vx, q->lo, q->hi));
-        cfq_vput(dt, out, i, cfq_vforward(divide, vx, q), stream);
+        cfq_vput(dt, out, i, cfq_vforward(divide, exact, vx, q), stream);
     }
     if (stream)
         cfq_vfence();
     return i;
+}
+
+/* cfq_forward_body with stream and region NULL or not as literals. */
+CFQ_INLINE size_t cfq_forward_bodies(int dt, int divide, int exact, int stream, const void *x,
+                                     size_t n, const cfq_vquant *q, void *out, unsigned char *region)
+{
+    if (region != NULL)
+        return stream ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, region)
+                      : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, region);
+    return stream ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, NULL)
+                  : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, NULL);
 }
 
 /*
@@ -368,13 +385,9 @@ CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, cons
     unsigned char *rb = region != NULL ? region + at : NULL;
     size_t i;
     if (at != 0)
-        (void)cfq_forward_body(dt, divide, 0, x, CFQ_W, &q, out, region);
-    if (region != NULL)
-        i = p->stream ? cfq_forward_body(dt, divide, 1, xb, n - at, &q, ob, rb)
-                      : cfq_forward_body(dt, divide, 0, xb, n - at, &q, ob, rb);
-    else
-        i = p->stream ? cfq_forward_body(dt, divide, 1, xb, n - at, &q, ob, NULL)
-                      : cfq_forward_body(dt, divide, 0, xb, n - at, &q, ob, NULL);
+        (void)cfq_forward_body(dt, divide, 0, 0, x, CFQ_W, &q, out, region);
+    i = p->offset_exact ? cfq_forward_bodies(dt, divide, 1, p->stream, xb, n - at, &q, ob, rb)
+                        : cfq_forward_bodies(dt, divide, 0, p->stream, xb, n - at, &q, ob, rb);
     cfq_forward_range(dt, divide, x, at + i, n, p, out, region);
 }
 
@@ -807,7 +820,7 @@ CFQ_INLINE void cfq_args_grad_of(int dt, const void *g, const void *x, size_t n,
  * region codes where region is not NULL: each channel block's parameters
  * are loaded once for R rows (R a literal; once a row, their six loads took
  * as long as the arithmetic). */
-CFQ_INLINE void cfq_per_channel_forward_rows(int dt, int rows, int stream, const void *x,
+CFQ_INLINE void cfq_per_channel_forward_rows(int dt, int rows, int exact, int stream, const void *x,
                                              size_t stride, size_t m, const cfq_channel_params *cp,
                                              void *out, unsigned char *region)
 {
@@ -822,21 +835,22 @@ CFQ_INLINE void cfq_per_channel_forward_rows(int dt, int rows, int stream, const
             if (region != NULL) /* channels with min == max == 0: pass-through */
                 cfq_vi_store_codes(region + at, cfq_vi_blend(keep, cfq_vregion_codes(vx, q.lo, q.hi),
                                                              CFQ_REGION_PASS));
-            cfq_vput(dt, out, at, cfq_vf_and(keep, cfq_vforward(0, vx, &q)), stream);
+            cfq_vput(dt, out, at, cfq_vf_and(keep, cfq_vforward(0, exact, vx, &q)), stream);
         }
     }
 }
 
-CFQ_INLINE void cfq_per_channel_forward_body(int dt, int stream, const void *x, size_t rows,
-                                             size_t stride, size_t m, const cfq_channel_params *cp,
-                                             void *out, unsigned char *region)
+CFQ_INLINE void cfq_per_channel_forward_body(int dt, int exact, int stream, const void *x,
+                                             size_t rows, size_t stride, size_t m,
+                                             const cfq_channel_params *cp, void *out,
+                                             unsigned char *region)
 {
     size_t r = 0;
     for (; r + 4 <= rows; r += 4)
-        cfq_per_channel_forward_rows(dt, 4, stream, cfq_in(dt, x, r * stride), stride, m, cp,
+        cfq_per_channel_forward_rows(dt, 4, exact, stream, cfq_in(dt, x, r * stride), stride, m, cp,
                                      cfq_out(dt, out, r * stride), region != NULL ? region + r * stride : NULL);
     for (; r < rows; r++)
-        cfq_per_channel_forward_rows(dt, 1, stream, cfq_in(dt, x, r * stride), stride, m, cp,
+        cfq_per_channel_forward_rows(dt, 1, exact, stream, cfq_in(dt, x, r * stride), stride, m, cp,
                                      cfq_out(dt, out, r * stride), region != NULL ? region + r * stride : NULL);
     if (stream)
         cfq_vfence();
@@ -848,10 +862,14 @@ CFQ_INLINE void cfq_per_channel_forward_of(int dt, const void *x, size_t rows, s
 {
     const size_t tail = m - m % CFQ_W;
     size_t r;
-    if (cp->stream)
-        cfq_per_channel_forward_body(dt, 1, x, rows, stride, m, cp, out, region);
+    if (cp->offset_exact && cp->stream)
+        cfq_per_channel_forward_body(dt, 1, 1, x, rows, stride, m, cp, out, region);
+    else if (cp->offset_exact)
+        cfq_per_channel_forward_body(dt, 1, 0, x, rows, stride, m, cp, out, region);
+    else if (cp->stream)
+        cfq_per_channel_forward_body(dt, 0, 1, x, rows, stride, m, cp, out, region);
     else
-        cfq_per_channel_forward_body(dt, 0, x, rows, stride, m, cp, out, region);
+        cfq_per_channel_forward_body(dt, 0, 0, x, rows, stride, m, cp, out, region);
     for (r = 0; r < rows && tail < m; r++)
         cfq_per_channel_forward_row(dt, cfq_in(dt, x, r * stride), tail, m, cp, cfq_out(dt, out, r * stride),
                                     region != NULL ? region + r * stride : NULL);
@@ -1080,6 +1098,20 @@ CFQ_INLINE int cfq_per_channel_grad_of(int from, int dt, const void *g, const vo
  * >= 0: floor, plus 1 where the remainder, exact there, is >= 0.5.
  * (The per-channel nudge one channel at a time took 10 ns a channel: 0.64
  * of a 64-channel call's 0.70 us, now 0.11.) */
+/* cfq_offset_exact() on CFQ_W channels, the same operations. */
+CFQ_INLINE cfq_vb cfq_voffset_exact(cfq_vf quant_zero, cfq_vf scale, cfq_vf inv_scale, cfq_vf lo,
+                                    cfq_vf hi)
+{
+    const cfq_vf zero = cfq_vf_set(0.0f), two = cfq_vf_set(2.0f), t_max = cfq_vf_set(2097152.0f);
+    const cfq_vf width = cfq_vf_sub(hi, lo);
+    const cfq_vb whole = cfq_vb_or(cfq_vb_and(cfq_vf_ge(quant_zero, zero), cfq_vf_le(quant_zero, zero)),
+                                   cfq_vb_and(cfq_vf_ge(quant_zero, two), cfq_vf_le(quant_zero, t_max)));
+    const cfq_vb positive = cfq_vb_and(cfq_vf_gt(scale, zero), cfq_vf_gt(inv_scale, zero));
+    const cfq_vb bounded = cfq_vb_and(cfq_vf_le(cfq_vf_mul(width, inv_scale), t_max),
+                                      cfq_vf_le(cfq_vf_div(width, scale), t_max));
+    return cfq_vb_and(whole, cfq_vb_and(positive, bounded));
+}
+
 static void cfq_channel_nudge(const float *min, const float *max, size_t m, int num_bits,
                                int narrow_range, cfq_channel_params *cp)
 {
@@ -1088,6 +1120,7 @@ static void cfq_channel_nudge(const float *min, const float *max, size_t m, int 
     const cfq_vf steps = cfq_vf_set(qmax_f - qmin_f), half = cfq_vf_set(0.5f);
     const cfq_vf one = cfq_vf_set(1.0f), zero = cfq_vf_set(0.0f);
     size_t j = 0, k;
+    int exact = 1;
     for (; j + CFQ_W <= m; j += CFQ_W) {
         const cfq_vf lo = cfq_vf_load(min + j), hi = cfq_vf_load(max + j);
         const cfq_vf scale = cfq_vf_div(cfq_vf_sub(hi, lo), steps);
@@ -1100,16 +1133,20 @@ static void cfq_channel_nudge(const float *min, const float *max, size_t m, int 
             cfq_vf_blend(cfq_vf_gt(from_min, qmax), qmax,
                          cfq_vf_blend(cfq_vf_ge(from_min, from_min), rounded, zero)));
         const cfq_vf nudged_min = cfq_vf_mul(cfq_vf_sub(qmin, zero_point), scale);
+        const cfq_vf nudged_max = cfq_vf_mul(cfq_vf_sub(qmax, zero_point), scale);
+        const cfq_vf quant_zero = cfq_vf_floor(cfq_vf_add(cfq_vf_mul(cfq_vf_neg(nudged_min), inv_scale), half));
         cfq_vf_store(cp->nudged_min + j, nudged_min);
-        cfq_vf_store(cp->nudged_max + j, cfq_vf_mul(cfq_vf_sub(qmax, zero_point), scale));
+        cfq_vf_store(cp->nudged_max + j, nudged_max);
         cfq_vf_store(cp->scale + j, scale);
         cfq_vf_store(cp->inv_scale + j, inv_scale);
-        cfq_vf_store(cp->quant_zero + j, cfq_vf_floor(cfq_vf_add(
-                                             cfq_vf_mul(cfq_vf_neg(nudged_min), inv_scale), half)));
+        cfq_vf_store(cp->quant_zero + j, quant_zero);
+        cfq_vf_store(cp->offset + j, cfq_vf_sub(half, quant_zero));
+        exact &= cfq_vb_all(cfq_voffset_exact(quant_zero, scale, inv_scale, nudged_min, nudged_max));
         for (k = j; k < j + CFQ_W; k++)
             cp->keep[k] = min[k] == 0.0f && max[k] == 0.0f ? 0u : 0xffffffffu;
     }
-    cfq_channel_params_range(min, max, j, m, num_bits, narrow_range, cp);
+    exact &= cfq_channel_params_range(min, max, j, m, num_bits, narrow_range, cp);
+    cp->offset_exact = exact;
 }
 
 /* ---- The kernels: one switch on the dtype each -------------------------- */

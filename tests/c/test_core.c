@@ -831,7 +831,7 @@ static void test_channel_nudge(void)
             {
                 cfq_fpenv env;
                 cfq_fpenv_enter(&env);
-                cfq_channel_params_range(mins, maxs, 0, m, bits, narrow, &ref);
+                ref.offset_exact = cfq_channel_params_range(mins, maxs, 0, m, bits, narrow, &ref);
                 cfq_fpenv_leave(&env);
             }
             for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
@@ -850,11 +850,133 @@ static void test_channel_nudge(void)
                           memcmp(ref.scale, got.scale, m * 4) == 0 &&
                           memcmp(ref.inv_scale, got.inv_scale, m * 4) == 0 &&
                           memcmp(ref.quant_zero, got.quant_zero, m * 4) == 0 &&
-                          memcmp(ref.keep, got.keep, m * 4) == 0,
+                          memcmp(ref.offset, got.offset, m * 4) == 0 &&
+                          memcmp(ref.keep, got.keep, m * 4) == 0 && ref.offset_exact == got.offset_exact,
                       "%s channel_nudge differs: bits %d narrow %d m %zu", cfq_isa_name(isa), bits, narrow, m);
             }
         }
     }
+}
+
+/* The SIMD forward's one add of 0.5f - quant_zero (cfq_offset_exact) against
+ * the scalar reference's - quant_zero + 0.5f.  Parameters with nudged_min 0
+ * and scale 1 make t = x, so x runs through the floats nearest the
+ * half-integers below q/2 (where TF's t - quant_zero rounds), those nearest
+ * 0.5 - 2^-25 (q = 1, where one add would differ and the two-add form must
+ * run), powers of two and specials: args, vars and per-channel forward,
+ * float32, each table against the scalar one. */
+static void fill_offset_inputs(float *x, size_t n, float q, float hi)
+{
+    size_t i = 0;
+    int j, d, k;
+    const float ties[] = {0.5f - 0x1p-25f, 0.5f, 1.0f};
+    for (j = 0; j <= 40 && i + 48 < n; j++) { /* the half-integers j + 0.5, j + q/2 - 20 + 0.5 */
+        const float h = (j < 20 ? (float)j : floorf(q / 2) + (float)(j - 30)) + 0.5f;
+        float up = h, down = h;
+        if (h < 0.0f)
+            continue;
+        for (d = 0; d < 24; d++) {
+            x[i++] = up;
+            x[i++] = down;
+            up = nextafterf(up, INFINITY);
+            down = nextafterf(down, 0.0f);
+        }
+    }
+    for (k = 0; k < 3; k++) {
+        float up = ties[k], down = ties[k];
+        for (d = 0; d < 24 && i + 2 <= n; d++) {
+            x[i++] = up = nextafterf(up, INFINITY);
+            x[i++] = down = nextafterf(down, 0.0f);
+        }
+    }
+    for (k = -3; k <= 17 && i + 2 <= n; k++) {
+        x[i++] = nextafterf(ldexpf(1.0f, k), 0.0f);
+        x[i++] = ldexpf(1.0f, k);
+    }
+    {
+        const float special[] = {0.0f, -0.0f, -1.0f, NAN, INFINITY, -INFINITY, 1e-40f, hi, hi + 1.0f};
+        for (k = 0; k < 9 && i < n; k++)
+            x[i++] = special[k];
+    }
+    while (i < n)
+        x[i++] = rng_uniform(0.0f, hi);
+}
+
+static void test_forward_offset(void)
+{
+    enum { N = 4096, M = 32 };
+    const float qs[] = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 7.0f, 64.0f, 255.0f, 256.0f, 4095.0f, 65535.0f};
+    static float x[N], out[N], ref[N];
+    static cfq_channel_params cp;
+    cfq_fpenv env;
+    size_t k, c;
+    int isa, op, mixed;
+    cfq_fpenv_enter(&env);
+    for (k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+        const float q = qs[k], hi = 2.0f * q + 8.0f;
+        cfq_params p;
+        cfq_params_make(-1.0f, 1.0f, 8, 0, &p); /* then t = x: */
+        p.nudged_min = 0.0f;
+        p.nudged_max = hi;
+        p.scale = p.inv_scale = 1.0f;
+        p.quant_zero = q;
+        p.offset = 0.5f - q;
+        p.offset_exact = cfq_offset_exact(q, 1.0f, 1.0f, 0.0f, hi);
+        CHECK(p.offset_exact == (q != 1.0f), "cfq_offset_exact(q = %g) is %d", q, p.offset_exact);
+        fill_offset_inputs(x, N, q, hi);
+        for (mixed = 0; mixed < 2; mixed++) { /* every channel q, or every other one q = 1 */
+            for (c = 0; c < M; c++) {
+                const float qc = mixed && c % 2 ? 1.0f : q;
+                cp.nudged_min[c] = 0.0f;
+                cp.nudged_max[c] = hi;
+                cp.scale[c] = cp.inv_scale[c] = 1.0f;
+                cp.quant_zero[c] = qc;
+                cp.offset[c] = 0.5f - qc;
+                cp.keep[c] = 0xffffffffu;
+            }
+            cp.offset_exact = !mixed && p.offset_exact;
+            cp.one = 1.0f;
+            cp.zero = 0.0f;
+            cp.stream = 0;
+            cp.dtype = CFQ_FLOAT32;
+            cfq_kernels_scalar.per_channel_forward(x, N / M, M, M, &cp, ref, NULL);
+            for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+                const cfq_kernels *kt = table_of(isa);
+                if (!table_runs(isa))
+                    continue;
+                kt->per_channel_forward(x, N / M, M, M, &cp, out, NULL);
+                CHECK(memcmp(out, ref, sizeof out) == 0, "%s per-channel forward, q = %g, mixed %d differs",
+                      cfq_isa_name(isa), q, mixed);
+            }
+        }
+        for (op = 0; op < 2; op++) {
+            (op ? cfq_kernels_scalar.vars_forward : cfq_kernels_scalar.args_forward)(x, N, &p, ref, NULL);
+            for (isa = 1; isa < CFQ_ISA_COUNT; isa++) {
+                const cfq_kernels *kt = table_of(isa);
+                size_t i;
+                if (!table_runs(isa))
+                    continue;
+                (op ? kt->vars_forward : kt->args_forward)(x, N, &p, out, NULL);
+                for (i = 0; i < N && bits_of(out[i]) == bits_of(ref[i]); i++)
+                    ;
+                CHECK(i == N, "%s %s forward, q = %g: x = %a gives %a, not %a", cfq_isa_name(isa),
+                      op ? "vars" : "args", q, i < N ? x[i] : 0.0f, i < N ? out[i] : 0.0f,
+                      i < N ? ref[i] : 0.0f);
+            }
+        }
+    }
+    {   /* the fast form is the common one: a typical range, and zero points 0, 255 */
+        cfq_params p;
+        cfq_params_make(-3.0f, 3.0f, 8, 0, &p);
+        CHECK(p.offset_exact, "cfq_params_make(-3, 3): offset not exact");
+        cfq_params_make(0.0f, 6.0f, 8, 0, &p);
+        CHECK(p.offset_exact && p.quant_zero == 0.0f, "cfq_params_make(0, 6): offset not exact");
+        cfq_params_make(-6.0f, 0.0f, 16, 0, &p);
+        CHECK(p.offset_exact && p.quant_zero == 65535.0f, "cfq_params_make(-6, 0): offset not exact");
+        cfq_params_make(-1.0f, 254.0f, 8, 0, &p); /* scale 1, zero point 1 */
+        CHECK(!p.offset_exact && p.quant_zero == 1.0f, "cfq_params_make(-1, 254): q %g", p.quant_zero);
+    }
+    cfq_fpenv_leave(&env);
 }
 
 /* The elementwise ops at every output alignment (their vector body starts
@@ -940,6 +1062,7 @@ int main(void)
     test_family();
     test_family_api();
     test_alignment();
+    test_forward_offset();
     {
         size_t n;
         for (n = 0; n <= 70; n++) {
