@@ -52,7 +52,7 @@ def test_one_add_for_the_zero_point_where_it_is_exact(isa):
     [-0.1, 25.4] (zero point 1), x = -0.05 gives t = 0.5 - 2^-25, where TF's
     floor(RN(t - 1) + 0.5) is 0 but one add would give -1.  The floats
     around the half steps below the zero point, for zero points 1, 2, 3 and
-    128, against the model, in vectors of every path."""
+    128, against the model, on both axes, in vectors of every path."""
     x = np.full(64, -0.05000000447034836, np.float32)
     assert model._op(np.multiply, x + np.float32(0.1), np.float32(10)).view(np.uint32)[0] == 0x3EFFFFFF
     got = cfq.fake_quant_with_min_max_args(x, -0.1, 25.4, isa=isa)
@@ -61,11 +61,14 @@ def test_one_add_for_the_zero_point_where_it_is_exact(isa):
     got = cfq.fake_quant_with_min_max_vars_per_channel(x.reshape(4, 16), np.full(16, -0.1, np.float32),
                                                        np.full(16, 25.4, np.float32), isa=isa)
     assert not got.any()
+    got = cfq.fake_quant_with_min_max_vars_per_channel(np.tile(x, (16, 1)), np.full(16, -0.1, np.float32),
+                                                       np.full(16, 25.4, np.float32), axis=0, isa=isa)
+    assert not got.any()
     for zero_point in (1, 2, 3, 128):
         s = np.float32(0.1)
         lo, hi = -zero_point * s, (255 - zero_point) * s
         nmin, _, scale, _ = model.nudge(lo, hi)
-        centres = nmin + (np.arange(2 * zero_point + 2, dtype=np.float32) + np.float32(0.5)) * scale / 2
+        centres = nmin + (np.arange(zero_point + 2, dtype=np.float32) + np.float32(0.5)) * scale  # t = k + 0.5
         steps = np.arange(-256, 256, dtype=np.int32)
         x = (centres.astype(np.float32).view(np.int32)[:, None] + steps).view(np.float32).ravel()
         assert_bits_equal(cfq.fake_quant_with_min_max_args(x, lo, hi, isa=isa), model.args_forward(x, lo, hi))
@@ -74,3 +77,7 @@ def test_one_add_for_the_zero_point_where_it_is_exact(isa):
         got = cfq.fake_quant_with_min_max_vars_per_channel(x2, np.full(16, lo, np.float32),
                                                            np.full(16, hi, np.float32), isa=isa)
         assert_bits_equal(got, model.args_forward(x2, lo, hi))
+        x0 = np.ascontiguousarray(x2.T)  # channels first: a run each
+        got = cfq.fake_quant_with_min_max_vars_per_channel(x0, np.full(16, lo, np.float32),
+                                                           np.full(16, hi, np.float32), axis=0, isa=isa)
+        assert_bits_equal(got, model.args_forward(x0, lo, hi))

@@ -350,7 +350,7 @@ static void test_pc_case(size_t rows, size_t m, int kind)
     const size_t n = rows * m;
     float *x = malloc((n + 1) * sizeof(float)), *g = malloc((n + 1) * sizeof(float));
     float *ref = malloc((n + 1) * sizeof(float)), *got = malloc((n + 1) * sizeof(float));
-    unsigned char *codes = malloc(n + 1);
+    unsigned char *codes = malloc(n + 1), *ref_codes = malloc(n + 1);
     float mins[CFQ_CHANNEL_BLOCK], maxs[CFQ_CHANNEL_BLOCK];
     static cfq_channel_params pp;
     static cfq_channel_sums ref_acc, got_acc;
@@ -392,6 +392,12 @@ static void test_pc_case(size_t rows, size_t m, int kind)
         cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, NULL);
         CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "%s pc forward differs rows=%zu m=%zu",
               cfq_isa_name(isa), rows, m);
+        memset(codes, 0xee, n);
+        k->per_channel_forward(x, rows, m, m, &pp, got, codes);
+        cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, ref_codes);
+        CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && memcmp(codes, ref_codes, n) == 0,
+              "%s pc forward with region codes differs rows=%zu m=%zu kind %d", cfq_isa_name(isa), rows, m,
+              kind);
         memset(&got_acc, 0, sizeof got_acc);
         memset(&ref_acc, 0, sizeof ref_acc);
         cfq_kernels_scalar.per_channel_grad(g, x, rows, m, m, &pp, ref, &ref_acc);
@@ -410,7 +416,7 @@ static void test_pc_case(size_t rows, size_t m, int kind)
               "%s pc region grad differs rows=%zu m=%zu kind %d", cfq_isa_name(isa), rows, m, kind);
     }
     cfq_fpenv_leave(&env);
-    free(x); free(g); free(ref); free(got); free(codes);
+    free(x); free(g); free(ref); free(got); free(codes); free(ref_codes);
 }
 
 static void test_family(void)
@@ -418,7 +424,7 @@ static void test_family(void)
     const float ranges[][2] = {{-6.0f, 6.0f}, {0.0f, 1.0f}, {-0.3f, 2.7f}, {-2.5f, 0.0f},
                                {2.0f, 5.0f}, {1.0f, -1.0f}, {0.5f, 0.5f}, {-3e38f, 3e38f},
                                {-1e-30f, 1e-30f}};
-    const size_t ms[] = {1, 3, 4, 7, 8, 9, 16, 17, 33, 256};
+    const size_t ms[] = {1, 3, 4, 7, 8, 9, 16, 17, 33, 48, 64, 65, 80, 256};
     size_t n, r, k;
     for (n = 0; n <= 70; n++)
         for (r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
