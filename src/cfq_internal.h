@@ -124,7 +124,7 @@ typedef struct cfq_channel_params {
     float quant_zero[CFQ_CHANNEL_BLOCK];
     float offset[CFQ_CHANNEL_BLOCK]; /* see cfq_params.offset */
     uint32_t keep[CFQ_CHANNEL_BLOCK];
-    int offset_exact; /* cfq_offset_exact() holds for every channel */
+    int offset_exact; /* cfq_offset_exact() holds for every channel kept */
     float one; /* see cfq_params.one */
     float zero;
     int stream; /* see cfq_params.stream (rows 16-byte aligned too) */
@@ -254,8 +254,8 @@ CFQ_HIDDEN void cfq_params_make(float min, float max, int num_bits, int narrow_r
 CFQ_HIDDEN void cfq_params_keys(cfq_params *p, const cfq_kernels *k, size_t n);
 /* TF's nudge of channels [j0, m) of min/max into cp, one at a time: the
  * reference every table's channel_nudge matches.  Returns whether
- * cfq_offset_exact() holds for each of them (cp->offset_exact is the
- * caller's). */
+ * cfq_offset_exact() holds for each of them but the pass-through ones
+ * (cp->offset_exact is the caller's). */
 CFQ_HIDDEN int cfq_channel_params_range(const float *min, const float *max, size_t j0, size_t m,
                                          int num_bits, int narrow_range, cfq_channel_params *cp);
 /* Parameters of channels [c0, c0 + m), m <= CFQ_CHANNEL_BLOCK, already

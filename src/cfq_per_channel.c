@@ -59,7 +59,7 @@ int cfq_channel_params_range(const float *min, const float *max, size_t j0, size
         cp->quant_zero[j] = p.quant_zero;
         cp->offset[j] = p.offset;
         cp->keep[j] = p.passthrough ? 0u : 0xffffffffu;
-        exact &= p.offset_exact;
+        exact &= p.offset_exact || p.passthrough; /* which writes +0 */
     }
     return exact;
 }

@@ -982,6 +982,27 @@ static void test_forward_offset(void)
         cfq_params_make(-1.0f, 254.0f, 8, 0, &p); /* scale 1, zero point 1 */
         CHECK(!p.offset_exact && p.quant_zero == 1.0f, "cfq_params_make(-1, 254): q %g", p.quant_zero);
     }
+    {   /* a pass-through channel (min == max == 0, writes +0) does not clear offset_exact */
+        float mins[40], maxs[40];
+        for (c = 0; c < 40; c++) {
+            mins[c] = c % 7 == 3 ? 0.0f : -1.0f - (float)c / 8.0f;
+            maxs[c] = c % 7 == 3 ? 0.0f : 2.0f;
+        }
+        for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
+            if (!table_runs(isa))
+                continue;
+            cp.offset_exact = -1;
+            table_of(isa)->channel_nudge(mins, maxs, 40, 8, 0, &cp);
+            CHECK(cp.offset_exact == 1, "%s channel_nudge: offset_exact %d with pass-through channels",
+                  cfq_isa_name(isa), cp.offset_exact);
+            mins[39] = -1.0f; /* and zero point 1 does */
+            maxs[39] = 254.0f;
+            table_of(isa)->channel_nudge(mins, maxs, 40, 8, 0, &cp);
+            CHECK(cp.offset_exact == 0, "%s channel_nudge: offset_exact with zero point 1", cfq_isa_name(isa));
+            maxs[39] = 2.0f;
+            mins[39] = -1.0f - 39.0f / 8.0f;
+        }
+    }
     cfq_fpenv_leave(&env);
 }
 
