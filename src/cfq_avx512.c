@@ -17,7 +17,7 @@
 #endif
 
 #define CFQ_W 16
-#define CFQ_FORWARD_BLOCKS 4 /* of 32 registers (cfq_per_channel_forward_blocks) */
+#define CFQ_REGISTER_BLOCKS 4 /* of 32 registers (cfq_per_channel_forward_blocks, _grad_blocks) */
 typedef __m512 cfq_vf;
 typedef __mmask16 cfq_vb;
 typedef __m128i cfq_vi;

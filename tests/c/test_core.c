@@ -344,7 +344,8 @@ static void test_family_case(size_t n, qcase q)
  * kind 0: a min == max == 0 channel among ordinary ones, non-finite
  * gradients in places; 1: ordinary channels, finite gradients (the SIMD
  * gradient's lazy path); 2: as 1 but for one NaN gradient (its tile run
- * again with every test). */
+ * again with every test); 3: as 1 with the inputs inside the range but for
+ * one in 97, so that most rows are not busy (no terms to add). */
 static void test_pc_case(size_t rows, size_t m, int kind)
 {
     const size_t n = rows * m;
@@ -367,7 +368,8 @@ static void test_pc_case(size_t rows, size_t m, int kind)
     cfq_fpenv_enter(&env);
     cfq_channel_params_make(mins, maxs, 0, m, 2 + (int)(m % 15), (int)(rows & 1), &pp);
     for (i = 0; i < n; i++) {
-        x[i] = pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m]);
+        x[i] = kind != 3 || i % 97 == 5 ? pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m])
+                                        : rng_uniform(pp.nudged_min[i % m], pp.nudged_max[i % m]);
         g[i] = pick_gradient(kind == 0 && i % 7 == 0);
     }
     if (kind == 2)
@@ -440,6 +442,7 @@ static void test_family(void)
         test_pc_case(64, ms[k], 2);
         test_pc_case(71, ms[k], 1); /* stretches of the sums end at rows 31 and 63, then 3 single rows */
         test_pc_case(71, ms[k], 2);
+        test_pc_case(71, ms[k], 3);
     }
 }
 
