@@ -1005,7 +1005,8 @@ CFQ_INLINE unsigned cfq_per_channel_finite_rows(int from, int dt, int rows, int 
  * exponent; then the busy ones (a few percent on typical
  * data) add their terms, loaded again from L1, or, after an Inf or NaN g,
  * the R steps run again with every test (cfq_per_channel_step).  ns per
- * element at 64K, AVX-512, [n/64, 64]: float32 0.155 -> 0.125, bfloat16
+ * element at 64K, AVX-512, [n/64, 64] (measured before rows of up to 64
+ * channels took cfq_per_channel_grad_blocks): float32 0.155 -> 0.125, bfloat16
  * 0.162 -> 0.154, float16 0.153 -> 0.151 (0.09 with no terms at all: the
  * rest was the TwoSum of each busy step's terms; terms now go to the
  * stretch's partials, see cfq_vpartials).  After a vector whose rows were
@@ -1081,6 +1082,9 @@ CFQ_INLINE int cfq_per_channel_grad_rows(int from, int dt, int rows, int stream,
     return cfq_vb_any(bad);
 }
 
+/* Groups of 2, 4 or 8 rows end at every stretch's end. */
+typedef char cfq_groups_end_stretches[CFQ_ROW_STRETCH % 8 == 0 ? 1 : -1];
+
 /* Whether channels [0, m) all have a range (none passes g through). */
 CFQ_INLINE int cfq_channels_kept(const cfq_channel_params *cp, size_t m)
 {
@@ -1093,8 +1097,9 @@ CFQ_INLINE int cfq_channels_kept(const cfq_channel_params *cp, size_t m)
 
 /* Rows [0, R) of the per-channel gradient from inputs for `blocks` channel
  * blocks (see cfq_per_channel_forward_blocks), the open stretch's partials
- * p held by the caller across groups (on AVX-512 the compiler keeps them on
- * the stack): the steps store dx as if every g were finite, then the
+ * p held by the caller across groups (in registers where they fit; for 3
+ * or 4 blocks on AVX-512 the compiler keeps them on the stack): the steps
+ * store dx as if every g were finite, then the
  * rows with a busy step add their terms (g and x again, from L1) to every
  * block's partials, a flag clear adding nothing.  A group with an Inf or
  * NaN g runs again with every test (cfq_per_channel_steps).  A channel's
@@ -1140,7 +1145,8 @@ CFQ_INLINE void cfq_per_channel_grad_group(int dt, int blocks, int rows, int str
 
 /* All rows of the per-channel gradient from inputs, `blocks` channel
  * blocks (a literal) and none with a pass-through channel, not in place:
- * lo, hi and the partials loaded once, the rows in order.  At 64K, typical
+ * lo and hi loaded once, the partials once and after each stretch's
+ * flush, the rows in order.  At 64K, typical
  * data, new/old time against cfq_per_channel_grad_rows(): AVX-512 float32
  * 0.71-0.89 for 16-64 channels, float16 0.83-0.91, bfloat16 0.89-0.92;
  * AVX2 float32 0.76-0.82 for 8 and 16 channels; half the inputs outside
@@ -1151,7 +1157,8 @@ CFQ_INLINE void cfq_per_channel_grad_blocks_at(int dt, int blocks, int stream, c
                                                size_t rows, size_t stride, const cfq_channel_params *cp,
                                                void *dx, cfq_channel_sums *acc)
 {
-    const int R = blocks == 1 ? 8 : blocks == 2 ? 4 : 2; /* R * blocks <= 8 */
+    /* R * blocks <= 8 steps: a group's g and x are still in L1 for its terms */
+    const int R = blocks == 1 ? 8 : blocks == 2 ? 4 : 2;
     const cfq_vf one = cfq_vf_set(cp->one);
     cfq_vf lo[CFQ_REGISTER_BLOCKS], hi[CFQ_REGISTER_BLOCKS];
     cfq_vpartials p[CFQ_REGISTER_BLOCKS];
@@ -1162,7 +1169,7 @@ CFQ_INLINE void cfq_per_channel_grad_blocks_at(int dt, int blocks, int stream, c
         hi[b] = cfq_vf_load(cp->nudged_max + (size_t)b * CFQ_W);
         p[b] = cfq_vpartials_load(acc, (size_t)b * CFQ_W);
     }
-    for (; r < rows; r += R) { /* R divides CFQ_ROW_STRETCH: stretches end after a group */
+    for (; r < rows; r += R) { /* R divides CFQ_ROW_STRETCH (see below): stretches end after a group */
         if (r + R > rows) { /* the last rows, which end no stretch */
             for (; r < rows; r++)
                 cfq_per_channel_grad_group(dt, blocks, 1, stream, cfq_in(dt, g, r * stride),
@@ -1204,7 +1211,8 @@ CFQ_INLINE int cfq_per_channel_grad_body(int from, int dt, int stream, int one_p
     const size_t vm = m - m % CFQ_W;
     size_t r = 0;
     int bad = 0, all_busy = 0;
-    if (from == CFQ_FROM_INPUTS && !one_pass && cfq_channels_kept(cp, vm)) {
+    if (from == CFQ_FROM_INPUTS && !one_pass && vm != 0 && vm <= CFQ_REGISTER_BLOCKS * CFQ_W
+        && cfq_channels_kept(cp, vm)) {
         switch (vm / CFQ_W) { /* up to CFQ_REGISTER_BLOCKS blocks: all rows at once, in order */
         case 1: cfq_per_channel_grad_blocks(dt, 1, stream, g, x, rows, stride, cp, dx, acc); r = rows; break;
         case 2: cfq_per_channel_grad_blocks(dt, 2, stream, g, x, rows, stride, cp, dx, acc); r = rows; break;
@@ -1431,18 +1439,70 @@ CFQ_INLINE int cfq_per_channel_grad_any(int from, const void *g, const void *x,
     }
 }
 
+/* The gradient from inputs, one function per dtype: with the four inlined
+ * into one, gcc's -O1 ASan build of the AVX-512 file on SIMDe grew to the
+ * 24 GB of this machine kind and was killed. */
+static CFQ_NOINLINE void cfq_per_channel_grad_float32(const void *g, const void *x, size_t rows, size_t stride,
+                                                      size_t m, const cfq_channel_params *cp, void *dx,
+                                                      cfq_channel_sums *acc)
+{
+    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_FLOAT32, g, x, NULL, rows, stride, m, cp, dx, acc);
+}
+static CFQ_NOINLINE void cfq_per_channel_grad_float16(const void *g, const void *x, size_t rows, size_t stride,
+                                                      size_t m, const cfq_channel_params *cp, void *dx,
+                                                      cfq_channel_sums *acc)
+{
+    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_FLOAT16, g, x, NULL, rows, stride, m, cp, dx, acc);
+}
+static CFQ_NOINLINE void cfq_per_channel_grad_bfloat16(const void *g, const void *x, size_t rows, size_t stride,
+                                                       size_t m, const cfq_channel_params *cp, void *dx,
+                                                       cfq_channel_sums *acc)
+{
+#ifdef CFQ_VF_BF16_NATIVE
+    if (cp->dtype == CFQ_BFLOAT16_NATIVE) {
+        (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_BFLOAT16_NATIVE, g, x, NULL, rows, stride, m, cp, dx,
+                                      acc);
+        return;
+    }
+#endif
+    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_BFLOAT16, g, x, NULL, rows, stride, m, cp, dx, acc);
+}
+
 static void cfq_per_channel_grad(const void *g, const void *x, size_t rows, size_t stride,
                                  size_t m, const cfq_channel_params *cp, void *dx,
                                  cfq_channel_sums *acc)
 {
-    (void)cfq_per_channel_grad_any(CFQ_FROM_INPUTS, g, x, NULL, rows, stride, m, cp, dx, acc);
+    if (cp->dtype == CFQ_FLOAT32)
+        cfq_per_channel_grad_float32(g, x, rows, stride, m, cp, dx, acc);
+    else if (cp->dtype == CFQ_FLOAT16)
+        cfq_per_channel_grad_float16(g, x, rows, stride, m, cp, dx, acc);
+    else
+        cfq_per_channel_grad_bfloat16(g, x, rows, stride, m, cp, dx, acc);
+}
+
+/* From region codes, as above: float32 in one function, the 16-bit types
+ * in another. */
+static CFQ_NOINLINE int cfq_per_channel_region_grad_float32(const void *g, const unsigned char *region,
+                                                            size_t rows, size_t stride, size_t m,
+                                                            const cfq_channel_params *cp, void *dx,
+                                                            cfq_channel_sums *acc)
+{
+    return cfq_per_channel_grad_of(CFQ_FROM_CODES, CFQ_FLOAT32, g, NULL, region, rows, stride, m, cp, dx, acc);
+}
+static CFQ_NOINLINE int cfq_per_channel_region_grad_half(const void *g, const unsigned char *region, size_t rows,
+                                                         size_t stride, size_t m, const cfq_channel_params *cp,
+                                                         void *dx, cfq_channel_sums *acc)
+{
+    return cfq_per_channel_grad_any(CFQ_FROM_CODES, g, NULL, region, rows, stride, m, cp, dx, acc);
 }
 
 static int cfq_per_channel_region_grad(const void *g, const unsigned char *region, size_t rows,
                                        size_t stride, size_t m, const cfq_channel_params *cp,
                                        void *dx, cfq_channel_sums *acc)
 {
-    return cfq_per_channel_grad_any(CFQ_FROM_CODES, g, NULL, region, rows, stride, m, cp, dx, acc);
+    if (cp->dtype == CFQ_FLOAT32)
+        return cfq_per_channel_region_grad_float32(g, region, rows, stride, m, cp, dx, acc);
+    return cfq_per_channel_region_grad_half(g, region, rows, stride, m, cp, dx, acc);
 }
 
 #ifdef CFQ_VF_BF16_NATIVE

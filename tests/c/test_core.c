@@ -345,7 +345,11 @@ static void test_family_case(size_t n, qcase q)
  * gradients in places; 1: ordinary channels, finite gradients (the SIMD
  * gradient's lazy path); 2: as 1 but for one NaN gradient (its tile run
  * again with every test); 3: as 1 with the inputs inside the range but for
- * one in 97, so that most rows are not busy (no terms to add). */
+ * one in 97, so that most rows are not busy (no terms to add); 4: as 2 with
+ * the last channel passing g through, denormal gradients among its own,
+ * which sends the vector channels of a narrow row to the loop with every
+ * test (cfq_channels_kept).  Where rows
+ * stay 16-byte aligned the gradient runs with streamed stores too. */
 static void test_pc_case(size_t rows, size_t m, int kind)
 {
     const size_t n = rows * m;
@@ -362,7 +366,7 @@ static void test_pc_case(size_t rows, size_t m, int kind)
     for (j = 0; j < m; j++) {
         mins[j] = rng_uniform(-3.0f, 0.5f);
         maxs[j] = mins[j] + rng_uniform(0.0f, 4.0f);
-        if (kind == 0 && j % 5 == 3)
+        if ((kind == 0 && j % 5 == 3) || (kind == 4 && j == m - 1))
             mins[j] = maxs[j] = 0.0f;
     }
     cfq_fpenv_enter(&env);
@@ -371,8 +375,10 @@ static void test_pc_case(size_t rows, size_t m, int kind)
         x[i] = kind != 3 || i % 97 == 5 ? pick_input(pp.nudged_min[i % m], pp.nudged_max[i % m])
                                         : rng_uniform(pp.nudged_min[i % m], pp.nudged_max[i % m]);
         g[i] = pick_gradient(kind == 0 && i % 7 == 0);
+        if (kind == 4 && i % m == m - 1 && i / m % 3 == 0) /* copied as they are; g * 1 would flush them */
+            g[i] = i / m % 2 ? 1e-40f : -1e-40f;
     }
-    if (kind == 2)
+    if (kind == 2 || kind == 4)
         g[rng_next() % n] = NAN;
     cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, ref, NULL);
     for (i = 0; i < n; i++) {
@@ -408,6 +414,15 @@ static void test_pc_case(size_t rows, size_t m, int kind)
               cfq_isa_name(isa), rows, m, kind);
         CHECK(memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0, "%s pc grad sums differ rows=%zu m=%zu kind %d",
               cfq_isa_name(isa), rows, m, kind);
+        if (m % 4 == 0) { /* streamed stores (malloc's 16-byte alignment is theirs) */
+            cfq_channel_params streamed = pp;
+            streamed.stream = 1;
+            memset(&got_acc, 0, sizeof got_acc);
+            k->per_channel_grad(g, x, rows, m, m, &streamed, got, &got_acc);
+            CHECK(memcmp(got, ref, n * sizeof(float)) == 0 && memcmp(&got_acc, &ref_acc, sizeof got_acc) == 0,
+                  "%s pc grad with streamed stores differs rows=%zu m=%zu kind %d", cfq_isa_name(isa), rows, m,
+                  kind);
+        }
         /* from the forward's region codes: the same bits and sums (ref and
          * ref_acc still hold the scalar gradient from inputs) */
         cfq_kernels_scalar.per_channel_forward(x, rows, m, m, &pp, got, codes);
@@ -440,9 +455,10 @@ static void test_family(void)
         test_pc_case(13, ms[k], 2);
         test_pc_case(64, ms[k], 1);
         test_pc_case(64, ms[k], 2);
-        test_pc_case(71, ms[k], 1); /* stretches of the sums end at rows 31 and 63, then 3 single rows */
+        test_pc_case(71, ms[k], 1); /* stretches of the sums end at rows 31 and 63, then single rows */
         test_pc_case(71, ms[k], 2);
         test_pc_case(71, ms[k], 3);
+        test_pc_case(71, ms[k], 4);
     }
 }
 

@@ -144,7 +144,7 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
     cfq_channel_sums *acc = malloc(sizeof *acc), *acc32 = malloc(sizeof *acc32);
     cfq_fpenv env;
     size_t i, r, at;
-    int stream, finite;
+    int stream, finite, w;
 
     for (i = 0; i < n; i++) {
         const uint16_t exp_mask = dt == CFQ_FLOAT16 ? 0x7c00u : 0x7f80u;
@@ -257,6 +257,32 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
         CHECK(!bad && i == rows * m && same_channel_sums(acc, acc32, m),
               "%s per-channel region grad finite g %d differs at %zu", what, finite, i);
     }
+    /* Rows of 16 and 64 channels, none passing through, with every pattern
+     * as g, then every finite one, through the cache and streamed: the
+     * kernels that keep a few channel blocks across all rows
+     * (cfq_per_channel_grad_blocks), whose group with a non-finite g runs
+     * again with every test. */
+    for (w = 0; w < 2; w++)
+        for (finite = 0; finite < 4; finite++) {
+            const size_t m2 = w == 0 ? 16 : 64, rows2 = rows * m / m2;
+            cfq_channel_params cp32;
+            cfq_channel_params_make(mins + 4, maxs + 4, 0, m2, 6, 1, cp);
+            cp->dtype = kdt;
+            cp->stream = finite >> 1;
+            cp32 = *cp;
+            cp32.dtype = CFQ_FLOAT32;
+            cp32.stream = 0;
+            gh = finite & 1 ? gfin : gall;
+            gf = finite & 1 ? gffin : gfall;
+            memset(acc, 0, sizeof *acc);
+            memset(acc32, 0, sizeof *acc32);
+            k->per_channel_grad(gh, xh, rows2, m2, m2, cp, outh, acc);
+            cfq_kernels_scalar.per_channel_grad(gf, xf, rows2, m2, m2, &cp32, outf, acc32);
+            i = first_difference(dt, outh, outf, rows2 * m2);
+            CHECK(i == rows2 * m2 && same_channel_sums(acc, acc32, m2),
+                  "%s per-channel grad, %zu channels, finite g %d, stream %d, differs at %zu", what, m2, finite & 1,
+                  finite >> 1, i);
+        }
     cfq_fpenv_leave(&env);
     free(xh); free(gall); free(gfin); free(outh); free(xf); free(gfall); free(gffin); free(outf); free(codes); free(codes32);
     free(cp); free(acc); free(acc32);
