@@ -22,13 +22,10 @@
  * which store) must be folded into each caller. */
 #if defined(__GNUC__)
 #define CFQ_INLINE static inline __attribute__((always_inline))
-#define CFQ_NOINLINE __attribute__((noinline))
 #elif defined(_MSC_VER)
 #define CFQ_INLINE static __forceinline
-#define CFQ_NOINLINE __declspec(noinline)
 #else
 #define CFQ_INLINE static inline
-#define CFQ_NOINLINE
 #endif
 
 /* Elements per chunk.  Sums restart their lanes at every chunk and chunks

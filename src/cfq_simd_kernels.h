@@ -1169,7 +1169,7 @@ CFQ_INLINE void cfq_per_channel_grad_blocks_at(int dt, int blocks, int stream, c
         hi[b] = cfq_vf_load(cp->nudged_max + (size_t)b * CFQ_W);
         p[b] = cfq_vpartials_load(acc, (size_t)b * CFQ_W);
     }
-    for (; r < rows; r += R) { /* R divides CFQ_ROW_STRETCH (see below): stretches end after a group */
+    for (; r < rows; r += R) { /* R divides CFQ_ROW_STRETCH (cfq_groups_end_stretches): stretches end after a group */
         if (r + R > rows) { /* the last rows, which end no stretch */
             for (; r < rows; r++)
                 cfq_per_channel_grad_group(dt, blocks, 1, stream, cfq_in(dt, g, r * stride),
@@ -1439,70 +1439,18 @@ CFQ_INLINE int cfq_per_channel_grad_any(int from, const void *g, const void *x,
     }
 }
 
-/* The gradient from inputs, one function per dtype: with the four inlined
- * into one, gcc's -O1 ASan build of the AVX-512 file on SIMDe grew to the
- * 24 GB of this machine kind and was killed. */
-static CFQ_NOINLINE void cfq_per_channel_grad_float32(const void *g, const void *x, size_t rows, size_t stride,
-                                                      size_t m, const cfq_channel_params *cp, void *dx,
-                                                      cfq_channel_sums *acc)
-{
-    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_FLOAT32, g, x, NULL, rows, stride, m, cp, dx, acc);
-}
-static CFQ_NOINLINE void cfq_per_channel_grad_float16(const void *g, const void *x, size_t rows, size_t stride,
-                                                      size_t m, const cfq_channel_params *cp, void *dx,
-                                                      cfq_channel_sums *acc)
-{
-    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_FLOAT16, g, x, NULL, rows, stride, m, cp, dx, acc);
-}
-static CFQ_NOINLINE void cfq_per_channel_grad_bfloat16(const void *g, const void *x, size_t rows, size_t stride,
-                                                       size_t m, const cfq_channel_params *cp, void *dx,
-                                                       cfq_channel_sums *acc)
-{
-#ifdef CFQ_VF_BF16_NATIVE
-    if (cp->dtype == CFQ_BFLOAT16_NATIVE) {
-        (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_BFLOAT16_NATIVE, g, x, NULL, rows, stride, m, cp, dx,
-                                      acc);
-        return;
-    }
-#endif
-    (void)cfq_per_channel_grad_of(CFQ_FROM_INPUTS, CFQ_BFLOAT16, g, x, NULL, rows, stride, m, cp, dx, acc);
-}
-
 static void cfq_per_channel_grad(const void *g, const void *x, size_t rows, size_t stride,
                                  size_t m, const cfq_channel_params *cp, void *dx,
                                  cfq_channel_sums *acc)
 {
-    if (cp->dtype == CFQ_FLOAT32)
-        cfq_per_channel_grad_float32(g, x, rows, stride, m, cp, dx, acc);
-    else if (cp->dtype == CFQ_FLOAT16)
-        cfq_per_channel_grad_float16(g, x, rows, stride, m, cp, dx, acc);
-    else
-        cfq_per_channel_grad_bfloat16(g, x, rows, stride, m, cp, dx, acc);
-}
-
-/* From region codes, as above: float32 in one function, the 16-bit types
- * in another. */
-static CFQ_NOINLINE int cfq_per_channel_region_grad_float32(const void *g, const unsigned char *region,
-                                                            size_t rows, size_t stride, size_t m,
-                                                            const cfq_channel_params *cp, void *dx,
-                                                            cfq_channel_sums *acc)
-{
-    return cfq_per_channel_grad_of(CFQ_FROM_CODES, CFQ_FLOAT32, g, NULL, region, rows, stride, m, cp, dx, acc);
-}
-static CFQ_NOINLINE int cfq_per_channel_region_grad_half(const void *g, const unsigned char *region, size_t rows,
-                                                         size_t stride, size_t m, const cfq_channel_params *cp,
-                                                         void *dx, cfq_channel_sums *acc)
-{
-    return cfq_per_channel_grad_any(CFQ_FROM_CODES, g, NULL, region, rows, stride, m, cp, dx, acc);
+    (void)cfq_per_channel_grad_any(CFQ_FROM_INPUTS, g, x, NULL, rows, stride, m, cp, dx, acc);
 }
 
 static int cfq_per_channel_region_grad(const void *g, const unsigned char *region, size_t rows,
                                        size_t stride, size_t m, const cfq_channel_params *cp,
                                        void *dx, cfq_channel_sums *acc)
 {
-    if (cp->dtype == CFQ_FLOAT32)
-        return cfq_per_channel_region_grad_float32(g, region, rows, stride, m, cp, dx, acc);
-    return cfq_per_channel_region_grad_half(g, region, rows, stride, m, cp, dx, acc);
+    return cfq_per_channel_grad_any(CFQ_FROM_CODES, g, NULL, region, rows, stride, m, cp, dx, acc);
 }
 
 #ifdef CFQ_VF_BF16_NATIVE
