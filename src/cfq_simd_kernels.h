@@ -1108,19 +1108,23 @@ CFQ_INLINE void cfq_per_channel_grad_group(int dt, int blocks, int rows, int str
                                            const void *x, size_t stride, const cfq_vf *lo, const cfq_vf *hi,
                                            cfq_vf one, void *dx, cfq_channel_sums *acc, cfq_vpartials *p)
 {
-    const unsigned row_mask = (1u << blocks) - 1;
     cfq_vf seen = cfq_vf_set(0.0f);
-    unsigned busy = 0;
+    /* lanes inside in every block of the row: one test a row (a busy bit
+     * per step had cost six scalar instructions a step; 64K, 64 channels,
+     * AVX-512: 0.89-0.95 of the time with the flags; 16M float16 0.92-0.97) */
+    cfq_vb row_inside[8];
     int r, b;
-    for (r = 0; r < rows; r++)
+    for (r = 0; r < rows; r++) {
+        row_inside[r] = cfq_vb_not(cfq_vb_none());
         for (b = 0; b < blocks; b++) {
             const size_t at = (size_t)r * stride + (size_t)b * CFQ_W;
             const cfq_vstep s = cfq_vstep_load(CFQ_FROM_INPUTS, dt, g, x, NULL, at, lo[b], hi[b]);
             const cfq_vb inside = cfq_vstep_inside(CFQ_FROM_INPUTS, &s);
             (void)cfq_vput_dx(dt, dx, at, g, s.g, inside, one, stream, 1);
-            busy |= (unsigned)!cfq_vb_all(inside) << (r * blocks + b);
+            row_inside[r] = cfq_vb_and(row_inside[r], inside);
             seen = cfq_vf_exp_max(seen, s.g);
         }
+    }
     if (cfq_vb_any(cfq_vf_nonfinite(seen))) { /* an Inf or NaN g: again, with every test */
         const cfq_vb keep = cfq_vb_not(cfq_vb_none());
         for (b = 0; b < blocks; b++) {
@@ -1132,7 +1136,7 @@ CFQ_INLINE void cfq_per_channel_grad_group(int dt, int blocks, int rows, int str
         return;
     }
     for (r = 0; r < rows; r++) {
-        if (((busy >> (r * blocks)) & row_mask) == 0)
+        if (cfq_vb_all(row_inside[r]))
             continue;
         for (b = 0; b < blocks; b++) {
             const size_t at = (size_t)r * stride + (size_t)b * CFQ_W;
