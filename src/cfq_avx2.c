@@ -24,6 +24,8 @@ CFQ_INLINE void cfq_vf_stream(float *p, cfq_vf v)
     _mm_stream_ps(p, _mm256_castps256_ps128(v));
     _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
 }
+/* dst 32-byte aligned: one store. */
+CFQ_INLINE void cfq_vf_stream_whole(float *p, cfq_vf v) { _mm256_stream_ps(p, v); }
 CFQ_INLINE void cfq_vf_store_lanes(float *p, cfq_vb f, cfq_vf v)
 {
     _mm256_maskstore_ps(p, _mm256_castps_si256(f), v);

@@ -36,6 +36,9 @@
 /* Elements from which an op's output is written past the caches (about the
  * last-level cache of a desktop CPU at 12 bytes per element). */
 #define CFQ_STREAM_MIN ((size_t)1 << 22)
+/* A kernel's stream argument where its output is also aligned to a whole
+ * vector (1: streamed, 16-byte aligned; 0: through the caches). */
+#define CFQ_STREAM_WHOLE 2
 
 /* Double accumulator lanes per sum: element i of a chunk goes to lane i % 8
  * on every ISA (one zmm, two ymm, four NEON q registers, or 8 scalars).  A

@@ -35,6 +35,7 @@ CFQ_INLINE void cfq_vf_store(float *p, cfq_vf v)
 }
 /* No non-temporal store intrinsic: a plain store. */
 CFQ_INLINE void cfq_vf_stream(float *p, cfq_vf v) { cfq_vf_store(p, v); }
+CFQ_INLINE void cfq_vf_stream_whole(float *p, cfq_vf v) { cfq_vf_store(p, v); }
 /* Lane by lane, copying bits (a rare path: pass-through lanes). */
 CFQ_INLINE void cfq_vf_store_lanes(float *p, cfq_vb f, cfq_vf v)
 {

@@ -12,13 +12,15 @@
  *   cfq_vi           CFQ_W 32-bit integers (region codes)
  *   CFQ_DW, cfq_vd   doubles per vector of the sums, and that vector
  *
- *   cfq_vf_set load store stream store_lanes      (stream: 16-byte aligned;
+ *   cfq_vf_set load store stream stream_whole store_lanes (stream: 16-byte
+ *                    aligned; stream_whole: aligned to the vector's size;
  *                    store_lanes: copies the bits of the flagged lanes)
  *   cfq_vf_load_f16 load_bf16 store_f16 store_bf16 (16-bit elements: exact
  *                    widening; narrowing to nearest even as cfq_store1;
  *                    a store's last argument: stream)
  *   cfq_vh           CFQ_W 16-bit elements, as bits
- *   cfq_vh_load put any_nonfinite keep   (put: stores, streamed if asked;
+ *   cfq_vh_load put any_nonfinite keep   (put: stores, streamed if asked,
+ *                    as one store if stream is CFQ_STREAM_WHOLE;
  *                    any_nonfinite: some lane +-Inf or NaN; keep(dt, f, h):
  *                    h where f is set but a bfloat16 subnormal's sign, the
  *                    sign of h elsewhere: g times 1 or +0, cast back)
@@ -256,7 +258,9 @@ CFQ_INLINE cfq_vf cfq_vload(int dt, const void *base, size_t i)
 CFQ_INLINE void cfq_vput(int dt, void *base, size_t i, cfq_vf v, int stream)
 {
     if (dt == CFQ_FLOAT32) {
-        if (stream)
+        if (stream == CFQ_STREAM_WHOLE)
+            cfq_vf_stream_whole((float *)base + i, v);
+        else if (stream)
             cfq_vf_stream((float *)base + i, v);
         else
             cfq_vf_store((float *)base + i, v);
@@ -351,10 +355,12 @@ CFQ_INLINE size_t cfq_forward_bodies(int dt, int divide, int exact, int stream, 
                                      size_t n, const cfq_vquant *q, void *out, unsigned char *region)
 {
     if (region != NULL)
-        return stream ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, region)
-                      : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, region);
-    return stream ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, NULL)
-                  : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, NULL);
+        return stream == CFQ_STREAM_WHOLE ? cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, region)
+               : stream                   ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, region)
+                                          : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, region);
+    return stream == CFQ_STREAM_WHOLE ? cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, NULL)
+           : stream                   ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, NULL)
+                                      : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, NULL);
 }
 
 /*
@@ -375,6 +381,16 @@ CFQ_INLINE size_t cfq_body_start(int dt, const void *out, size_t n, int apart)
     return (line - off) % line / size;
 }
 
+/* The store kind of a body whose output starts at out: streamed stores
+ * (stream set) as whole vectors where out is aligned to one, so every
+ * step's is.  The elementwise ops' bodies start so (cfq_body_start) on
+ * any 16-byte-aligned output apart from the inputs.  The gradients with
+ * sums keep 16-byte streams: their blocks start where the chunk does. */
+CFQ_INLINE int cfq_body_stream(int dt, const void *out, int stream)
+{
+    return stream && (uintptr_t)out % (CFQ_W * CFQ_ELEMENT_SIZE(dt)) == 0 ? CFQ_STREAM_WHOLE : stream;
+}
+
 CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, const cfq_params *p,
                                void *out, unsigned char *region)
 {
@@ -386,8 +402,8 @@ CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, cons
     size_t i;
     if (at != 0)
         (void)cfq_forward_body(dt, divide, 0, 0, x, CFQ_W, &q, out, region);
-    i = p->offset_exact ? cfq_forward_bodies(dt, divide, 1, p->stream, xb, n - at, &q, ob, rb)
-                        : cfq_forward_bodies(dt, divide, 0, p->stream, xb, n - at, &q, ob, rb);
+    i = p->offset_exact ? cfq_forward_bodies(dt, divide, 1, cfq_body_stream(dt, ob, p->stream), xb, n - at, &q, ob, rb)
+                        : cfq_forward_bodies(dt, divide, 0, cfq_body_stream(dt, ob, p->stream), xb, n - at, &q, ob, rb);
     cfq_forward_range(dt, divide, x, at + i, n, p, out, region);
 }
 
@@ -810,7 +826,11 @@ CFQ_INLINE void cfq_args_grad_of(int dt, const void *g, const void *x, size_t n,
     size_t i;
     if (at != 0)
         (void)cfq_args_grad_body(dt, 0, g, x, CFQ_W, p, dx);
-    i = p->stream ? cfq_args_grad_body(dt, 1, gb, xb, n - at, p, db) : cfq_args_grad_body(dt, 0, gb, xb, n - at, p, db);
+    switch (cfq_body_stream(dt, db, p->stream)) {
+    case CFQ_STREAM_WHOLE: i = cfq_args_grad_body(dt, CFQ_STREAM_WHOLE, gb, xb, n - at, p, db); break;
+    case 0: i = cfq_args_grad_body(dt, 0, gb, xb, n - at, p, db); break;
+    default: i = cfq_args_grad_body(dt, 1, gb, xb, n - at, p, db); break;
+    }
     cfq_args_grad_range(dt, g, x, at + i, n, p, dx);
 }
 

@@ -11,6 +11,8 @@
 #define CFQ_AVX512_EMULATED 1
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* From two AVX conversions. */
@@ -20,6 +22,16 @@ static inline __m512d cfq_emulated_cvtps_pd(__m256 a)
                               _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), 1);
 }
 #define _mm512_cvtps_pd cfq_emulated_cvtps_pd
+
+/* The aligned streaming store, as a store; checks the alignment the CPU's
+ * would fault on. */
+static inline void cfq_emulated_stream_ps(float *dst, __m512 v)
+{
+    if ((uintptr_t)dst % 64 != 0)
+        abort();
+    _mm512_storeu_ps(dst, v);
+}
+#define _mm512_stream_ps cfq_emulated_stream_ps
 
 /* The masked store, lane by lane, copying bits. */
 static inline void cfq_emulated_mask_storeu_ps(float *dst, __mmask16 k, __m512 v)

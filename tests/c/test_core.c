@@ -684,30 +684,44 @@ static void test_block_modes(void)
             }
         }
     }
-    /* The forward ops and the args gradient with streamed stores. */
+    /* The forward ops and the args gradient with streamed stores, the
+     * output at each 16-byte offset from a 64-byte boundary (the body's
+     * stores are whole vectors where it is aligned to one), and in place. */
     for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
         const cfq_kernels *k = table_of(isa);
         unsigned char *codes2 = malloc(n);
+        float *raw = malloc((n + 32) * sizeof(float));
         cfq_params q = p;
-        int op;
+        int op, off;
         if (!table_runs(isa)) {
             free(codes2);
+            free(raw);
             continue;
         }
         q.stream = 1;
+        for (off = 0; off < 5; off++)
         for (op = 0; op < 4; op++) {
+            /* off 4: in place over x, which stays as it was for the next op */
+            float *out = off < 4 ? (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) + 4 * off : raw;
+            const float *in = off < 4 ? x : raw;
+            if (off == 4)
+                memcpy(raw, x, n * sizeof(float));
             switch (op) {
-            case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL); k->vars_forward(x, n, &q, got, NULL); break;
-            case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL); k->args_forward(x, n, &q, got, NULL); break;
-            case 2: cfq_kernels_scalar.args_grad(g, x, n, &p, ref); k->args_grad(g, x, n, &q, got); break;
-            default: cfq_kernels_scalar.vars_forward(x, n, &p, ref, codes); k->vars_forward(x, n, &q, got, codes2); break;
+            case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL); k->vars_forward(in, n, &q, out, NULL); break;
+            case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL); k->args_forward(in, n, &q, out, NULL); break;
+            case 2: cfq_kernels_scalar.args_grad(g, x, n, &p, ref); k->args_grad(g, in, n, &q, out); break;
+            default:
+                cfq_kernels_scalar.vars_forward(x, n, &p, ref, codes);
+                k->vars_forward(in, n, &q, out, codes2);
+                break;
             }
-            for (i = 0; i < n && bits_of(got[i]) == bits_of(ref[i]); i++)
+            for (i = 0; i < n && bits_of(out[i]) == bits_of(ref[i]); i++)
                 ;
-            CHECK(i == n && (op < 3 || memcmp(codes, codes2, n) == 0), "%s streamed op %d differs at %zu",
-                  cfq_isa_name(isa), op, i);
+            CHECK(i == n && (op < 3 || memcmp(codes, codes2, n) == 0), "%s streamed op %d offset %d differs at %zu",
+                  cfq_isa_name(isa), op, off, i);
         }
         free(codes2);
+        free(raw);
     }
     cfq_fpenv_leave(&env);
     free(g); free(x); free(ref); free(got); free(codes);

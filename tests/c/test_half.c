@@ -7,6 +7,7 @@
  * ranges whose outputs round to infinity, pass-through, streamed stores.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,7 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
     static const float ranges[][2] = {{-1.0f, 1.0f}, {-6.0f, 6.0f}, {0.0f, 0.0f}, {0.5f, 0.5f},
                                       {-1e5f, 1e5f}, {2.0f, -2.0f}, {-3e38f, 3e38f}};
     uint16_t *xh = malloc(n * 2), *gall = malloc(n * 2), *gfin = malloc(n * 2), *outh = malloc(n * 2), *gh;
+    uint16_t *oraw = malloc((n + 64) * 2); /* outputs at chosen offsets from a 64-byte boundary */
     float *xf = malloc(n * 4), *gfall = malloc(n * 4), *gffin = malloc(n * 4), *outf = malloc(n * 4), *gf;
     unsigned char *codes = malloc(n), *codes32 = malloc(n);
     float mins[70], maxs[70], gmin, gmax, fmin, fmax;
@@ -177,22 +179,25 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
             cfq_fpenv_leave(&env);
             continue; /* the forward ops write zeros at the op level */
         }
-        for (stream = 0; stream < 2; stream++) {
+        /* stream 2: streamed too, the output 16 bytes past a 64-byte
+         * boundary (stream 1: at one), so whole-vector stores run or not */
+        for (stream = 0; stream < 3; stream++) {
             cfq_params ph = p;
+            uint16_t *o = stream == 0 ? outh : (uint16_t *)(((uintptr_t)oraw + 63) & ~(uintptr_t)63) + 8 * (stream - 1);
             ph.dtype = kdt;
-            ph.stream = stream;
-            k->vars_forward(xh, n, &ph, outh, codes);
+            ph.stream = stream != 0;
+            k->vars_forward(xh, n, &ph, o, codes);
             cfq_kernels_scalar.vars_forward(xf, n, &p, outf, codes32);
-            i = first_difference(dt, outh, outf, n);
+            i = first_difference(dt, o, outf, n);
             CHECK(i == n && memcmp(codes, codes32, n) == 0, "%s vars forward [%g, %g] stream %d differs at %zu",
                   what, mn, mx, stream, i);
-            k->args_forward(xh, n, &ph, outh, NULL);
+            k->args_forward(xh, n, &ph, o, NULL);
             cfq_kernels_scalar.args_forward(xf, n, &p, outf, NULL);
-            i = first_difference(dt, outh, outf, n);
+            i = first_difference(dt, o, outf, n);
             CHECK(i == n, "%s args forward [%g, %g] differs at %zu", what, mn, mx, i);
-            k->args_grad(gh, xh, n, &ph, outh);
+            k->args_grad(gh, xh, n, &ph, o);
             cfq_kernels_scalar.args_grad(gf, xf, n, &p, outf);
-            i = first_difference(dt, outh, outf, n);
+            i = first_difference(dt, o, outf, n);
             CHECK(i == n, "%s args grad [%g, %g] differs at %zu", what, mn, mx, i);
             /* the region gradient on the codes, chunk by chunk */
             for (at = 0, bad = 0; at < n; at += CFQ_CHUNK) {
@@ -200,15 +205,15 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
                 if (at % (2 * CFQ_CHUNK) == 0 && len > 150) /* pass-through codes mixed in */
                     memset(codes + at + 100, CFQ_REGION_PASS, 50);
                 memcpy(codes32 + at, codes + at, len);
-                bad |= k->region_grad(gh + at, codes + at, len, &ph, outh + at, sums);
+                bad |= k->region_grad(gh + at, codes + at, len, &ph, o + at, sums);
                 bad |= cfq_kernels_scalar.region_grad(gf + at, codes32 + at, len, &p, outf + at, sums32);
                 bad |= !same_sum(sums[0], sums32[0]) || !same_sum(sums[1], sums32[1]);
             }
             for (i = 0; i < n; i++) {
-                const uint16_t want = codes[i] == CFQ_REGION_PASS ? outh[i] : down(dt, outf[i]);
+                const uint16_t want = codes[i] == CFQ_REGION_PASS ? o[i] : down(dt, outf[i]);
                 uint16_t passed;
                 cfq_copy1(dt, &passed, gh + i, 0);
-                if (outh[i] != want || (codes[i] == CFQ_REGION_PASS && outh[i] != passed))
+                if (o[i] != want || (codes[i] == CFQ_REGION_PASS && o[i] != passed))
                     break;
             }
             CHECK(!bad && i == n, "%s region grad [%g, %g] stream %d differs at %zu", what, mn, mx, stream, i);
@@ -285,6 +290,7 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
         }
     cfq_fpenv_leave(&env);
     free(xh); free(gall); free(gfin); free(outh); free(xf); free(gfall); free(gffin); free(outf); free(codes); free(codes32);
+    free(oraw);
     free(cp); free(acc); free(acc32);
 }
 
