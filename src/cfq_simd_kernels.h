@@ -384,7 +384,8 @@ CFQ_INLINE size_t cfq_body_start(int dt, const void *out, size_t n, int apart)
 /* The store kind of a body whose output starts at out: streamed stores
  * (stream set) as whole vectors where out is aligned to one, so every
  * step's is.  The elementwise ops' bodies start so (cfq_body_start) on
- * any 16-byte-aligned output apart from the inputs.  The gradients with
+ * any 16-byte-aligned output apart from the inputs, for n >= 2 * CFQ_W
+ * (else at 0, whatever out's alignment).  The gradients with
  * sums keep 16-byte streams: their blocks start where the chunk does. */
 CFQ_INLINE int cfq_body_stream(int dt, const void *out, int stream)
 {

@@ -31,6 +31,7 @@ static inline void cfq_emulated_stream_ps(float *dst, __m512 v)
         abort();
     _mm512_storeu_ps(dst, v);
 }
+#undef _mm512_stream_ps
 #define _mm512_stream_ps cfq_emulated_stream_ps
 
 /* The masked store, lane by lane, copying bits. */

@@ -701,11 +701,14 @@ static void test_block_modes(void)
         q.stream = 1;
         for (off = 0; off < 5; off++)
         for (op = 0; op < 4; op++) {
-            /* off 4: in place over x, which stays as it was for the next op */
-            float *out = off < 4 ? (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) + 4 * off : raw;
-            const float *in = off < 4 ? x : raw;
+            /* off 4: in place over a copy of x 16 bytes past a 64-byte
+             * boundary, so the body starts at 0, not on a whole vector:
+             * 16-byte streams */
+            float *const aligned = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+            float *out = off < 4 ? aligned + 4 * off : aligned + 4;
+            const float *in = off < 4 ? x : out;
             if (off == 4)
-                memcpy(raw, x, n * sizeof(float));
+                memcpy(out, x, n * sizeof(float));
             switch (op) {
             case 0: cfq_kernels_scalar.vars_forward(x, n, &p, ref, NULL); k->vars_forward(in, n, &q, out, NULL); break;
             case 1: cfq_kernels_scalar.args_forward(x, n, &p, ref, NULL); k->args_forward(in, n, &q, out, NULL); break;

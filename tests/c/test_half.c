@@ -179,26 +179,36 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
             cfq_fpenv_leave(&env);
             continue; /* the forward ops write zeros at the op level */
         }
-        /* stream 2: streamed too, the output 16 bytes past a 64-byte
-         * boundary (stream 1: at one), so whole-vector stores run or not */
-        for (stream = 0; stream < 3; stream++) {
+        /* streamed stores (stream > 0) with the output on a 64-byte
+         * boundary (1) or 16 bytes past one (2: the body starts after a
+         * head vector), then in place there (3: the body starts at 0, off
+         * any whole vector, so 16-byte streams) */
+        for (stream = 0; stream < 4; stream++) {
             cfq_params ph = p;
-            uint16_t *o = stream == 0 ? outh : (uint16_t *)(((uintptr_t)oraw + 63) & ~(uintptr_t)63) + 8 * (stream - 1);
+            uint16_t *const aligned = (uint16_t *)(((uintptr_t)oraw + 63) & ~(uintptr_t)63);
+            uint16_t *o = stream == 0 ? outh : stream == 1 ? aligned : aligned + 8;
+            const uint16_t *in = stream == 3 ? o : xh;
             ph.dtype = kdt;
             ph.stream = stream != 0;
-            k->vars_forward(xh, n, &ph, o, codes);
+            if (stream == 3)
+                memcpy(o, xh, n * 2);
+            k->vars_forward(in, n, &ph, o, codes);
             cfq_kernels_scalar.vars_forward(xf, n, &p, outf, codes32);
             i = first_difference(dt, o, outf, n);
             CHECK(i == n && memcmp(codes, codes32, n) == 0, "%s vars forward [%g, %g] stream %d differs at %zu",
                   what, mn, mx, stream, i);
-            k->args_forward(xh, n, &ph, o, NULL);
+            if (stream == 3)
+                memcpy(o, xh, n * 2);
+            k->args_forward(in, n, &ph, o, NULL);
             cfq_kernels_scalar.args_forward(xf, n, &p, outf, NULL);
             i = first_difference(dt, o, outf, n);
-            CHECK(i == n, "%s args forward [%g, %g] differs at %zu", what, mn, mx, i);
-            k->args_grad(gh, xh, n, &ph, o);
+            CHECK(i == n, "%s args forward [%g, %g] stream %d differs at %zu", what, mn, mx, stream, i);
+            if (stream == 3)
+                memcpy(o, xh, n * 2);
+            k->args_grad(gh, in, n, &ph, o);
             cfq_kernels_scalar.args_grad(gf, xf, n, &p, outf);
             i = first_difference(dt, o, outf, n);
-            CHECK(i == n, "%s args grad [%g, %g] differs at %zu", what, mn, mx, i);
+            CHECK(i == n, "%s args grad [%g, %g] stream %d differs at %zu", what, mn, mx, stream, i);
             /* the region gradient on the codes, chunk by chunk */
             for (at = 0, bad = 0; at < n; at += CFQ_CHUNK) {
                 const size_t len = n - at < CFQ_CHUNK ? n - at : CFQ_CHUNK;
