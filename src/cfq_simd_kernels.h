@@ -350,17 +350,22 @@ CFQ_INLINE size_t cfq_forward_body(int dt, int divide, int exact, int stream, co
     return i;
 }
 
-/* cfq_forward_body with stream and region NULL or not as literals. */
+/* cfq_forward_body with the store kind (0, 1 or CFQ_STREAM_WHOLE) and
+ * region NULL or not as literals. */
 CFQ_INLINE size_t cfq_forward_bodies(int dt, int divide, int exact, int stream, const void *x,
                                      size_t n, const cfq_vquant *q, void *out, unsigned char *region)
 {
-    if (region != NULL)
-        return stream == CFQ_STREAM_WHOLE ? cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, region)
-               : stream                   ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, region)
-                                          : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, region);
-    return stream == CFQ_STREAM_WHOLE ? cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, NULL)
-           : stream                   ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, NULL)
-                                      : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, NULL);
+    switch (stream) {
+    case 0:
+        return region != NULL ? cfq_forward_body(dt, divide, exact, 0, x, n, q, out, region)
+                              : cfq_forward_body(dt, divide, exact, 0, x, n, q, out, NULL);
+    case CFQ_STREAM_WHOLE:
+        return region != NULL ? cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, region)
+                              : cfq_forward_body(dt, divide, exact, CFQ_STREAM_WHOLE, x, n, q, out, NULL);
+    default:
+        return region != NULL ? cfq_forward_body(dt, divide, exact, 1, x, n, q, out, region)
+                              : cfq_forward_body(dt, divide, exact, 1, x, n, q, out, NULL);
+    }
 }
 
 /*
@@ -400,11 +405,12 @@ CFQ_INLINE void cfq_forward_of(int dt, int divide, const void *x, size_t n, cons
     const void *xb = cfq_in(dt, x, at);
     void *ob = cfq_out(dt, out, at);
     unsigned char *rb = region != NULL ? region + at : NULL;
+    const int stream = cfq_body_stream(dt, ob, p->stream);
     size_t i;
     if (at != 0)
         (void)cfq_forward_body(dt, divide, 0, 0, x, CFQ_W, &q, out, region);
-    i = p->offset_exact ? cfq_forward_bodies(dt, divide, 1, cfq_body_stream(dt, ob, p->stream), xb, n - at, &q, ob, rb)
-                        : cfq_forward_bodies(dt, divide, 0, cfq_body_stream(dt, ob, p->stream), xb, n - at, &q, ob, rb);
+    i = p->offset_exact ? cfq_forward_bodies(dt, divide, 1, stream, xb, n - at, &q, ob, rb)
+                        : cfq_forward_bodies(dt, divide, 0, stream, xb, n - at, &q, ob, rb);
     cfq_forward_range(dt, divide, x, at + i, n, p, out, region);
 }
 

@@ -690,7 +690,7 @@ static void test_block_modes(void)
     for (isa = 0; isa < CFQ_ISA_COUNT; isa++) {
         const cfq_kernels *k = table_of(isa);
         unsigned char *codes2 = malloc(n);
-        float *raw = malloc((n + 32) * sizeof(float));
+        float *raw = malloc((n + 32) * sizeof(float)), *aligned = line_aligned(raw);
         cfq_params q = p;
         int op, off;
         if (!table_runs(isa)) {
@@ -704,7 +704,6 @@ static void test_block_modes(void)
             /* off 4: in place over a copy of x 16 bytes past a 64-byte
              * boundary, so the body starts at 0, not on a whole vector:
              * 16-byte streams */
-            float *const aligned = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
             float *out = off < 4 ? aligned + 4 * off : aligned + 4;
             const float *in = off < 4 ? x : out;
             if (off == 4)

@@ -138,7 +138,7 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
     static const float ranges[][2] = {{-1.0f, 1.0f}, {-6.0f, 6.0f}, {0.0f, 0.0f}, {0.5f, 0.5f},
                                       {-1e5f, 1e5f}, {2.0f, -2.0f}, {-3e38f, 3e38f}};
     uint16_t *xh = malloc(n * 2), *gall = malloc(n * 2), *gfin = malloc(n * 2), *outh = malloc(n * 2), *gh;
-    uint16_t *oraw = malloc((n + 64) * 2); /* outputs at chosen offsets from a 64-byte boundary */
+    uint16_t *oraw = malloc((n + 64) * 2), *aligned = line_aligned(oraw); /* outputs at chosen offsets */
     float *xf = malloc(n * 4), *gfall = malloc(n * 4), *gffin = malloc(n * 4), *outf = malloc(n * 4), *gf;
     unsigned char *codes = malloc(n), *codes32 = malloc(n);
     float mins[70], maxs[70], gmin, gmax, fmin, fmax;
@@ -185,7 +185,6 @@ static void test_half_table(const cfq_kernels *k, int kdt, const char *what)
          * any whole vector, so 16-byte streams) */
         for (stream = 0; stream < 4; stream++) {
             cfq_params ph = p;
-            uint16_t *const aligned = (uint16_t *)(((uintptr_t)oraw + 63) & ~(uintptr_t)63);
             uint16_t *o = stream == 0 ? outh : stream == 1 ? aligned : aligned + 8;
             const uint16_t *in = stream == 3 ? o : xh;
             ph.dtype = kdt;

@@ -32,6 +32,11 @@ float rng_uniform(float lo, float hi)
     return lo + (hi - lo) * (float)((rng_next() >> 40) * (1.0 / 16777216.0));
 }
 
+void *line_aligned(void *p)
+{
+    return (char *)p + (64 - (uintptr_t)p % 64) % 64;
+}
+
 int table_runs(int isa)
 {
     const cfq_kernels *tables[CFQ_ISA_COUNT] = {

@@ -31,6 +31,8 @@ uint32_t bits_of(float f);
 float float_of(uint32_t u);
 uint64_t rng_next(void);
 float rng_uniform(float lo, float hi);
+/* The first 64-byte boundary at or after p (p's buffer has 63 bytes to spare). */
+void *line_aligned(void *p);
 /* Tables this process can run: the dispatcher's available ones, plus the
  * AVX-512 table when it is built on SIMDe's emulation. */
 int table_runs(int isa);
